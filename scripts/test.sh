@@ -1,0 +1,8 @@
+#!/usr/bin/env bash
+# Run the whole test suite (lint + pytest). Creates/reuses .venv with the test extras.
+# Extra arguments go to pytest.
+set -euo pipefail
+. "$(dirname "$0")/bootstrap.sh" test
+cd "$ROOT"
+ruff check weeke_pipeline tests benchmarks
+exec python -m pytest "$@"

@@ -1,0 +1,1 @@
+"""One module per ``weeke`` subcommand (see :mod:`weeke_pipeline.cli`)."""
