@@ -17,6 +17,8 @@ from weeke_pipeline import __version__
 
 #: subcommand name -> module implementing it (order = order in ``weeke --help``)
 SUBCOMMANDS: dict[str, str] = {
+    "synth": "weeke_pipeline.commands.synth",
+    "atlas": "weeke_pipeline.commands.atlas",
 }
 
 
