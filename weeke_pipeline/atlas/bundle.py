@@ -237,7 +237,8 @@ def import_atlas(*, t2w: Path, dseg: Path, mapping: Path, out_dir: Path, name: s
             out[sel & right_side] = BY_NAME[f"{r['region']}_right"].index
             out[sel & ~right_side] = BY_NAME[f"{r['region']}_left"].index
         else:
-            key = r["region"] if r["hemisphere"] == "midline" else f"{r['region']}_{r['hemisphere']}"
+            hemi = r["hemisphere"]
+            key = r["region"] if hemi == "midline" else f"{r['region']}_{hemi}"
             out[sel] = BY_NAME[key].index
     out_dir.mkdir(parents=True, exist_ok=True)
     save_nifti(np.asanyarray(ref.dataobj), ref.affine, out_dir / "T2w.nii.gz")
