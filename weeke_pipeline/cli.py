@@ -17,6 +17,11 @@ from weeke_pipeline import __version__
 
 #: subcommand name -> module implementing it (order = order in ``weeke --help``)
 SUBCOMMANDS: dict[str, str] = {
+    "serve": "weeke_pipeline.commands.serve",
+    "users": "weeke_pipeline.commands.users",
+    "cases": "weeke_pipeline.commands.cases",
+    "audit": "weeke_pipeline.commands.audit",
+    "db": "weeke_pipeline.commands.db",
 }
 
 
