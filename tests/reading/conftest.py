@@ -56,16 +56,25 @@ except ImportError:  # pragma: no cover - goes away with the real engine
         sequences: tuple = ()
         help: str = ""
 
-    _T = [("gm_thalamus", "grey_matter", "Thalamus", 1, 2), ("gm_basal_ganglia", "grey_matter", "Basal ganglia", 1, 2),
-          ("gm_plic", "grey_matter", "PLIC", 1, 2), ("gm_brainstem", "grey_matter", "Brainstem", 1, 2),
-          ("gm_perirolandic", "grey_matter", "Perirolandic cortex", 1, 2), ("gm_hippocampus", "grey_matter", "Hippocampus", 1, 1),
-          ("wm_cortex", "white_matter_cortex", "Cortex", 1, 2), ("wm_white_matter", "white_matter_cortex", "White matter", 1, 2),
-          ("wm_pwml", "white_matter_cortex", "PWML", 1, 2), ("wm_haemorrhage", "white_matter_cortex", "Haemorrhage", 1, 2),
-          ("wm_optic_radiation", "white_matter_cortex", "Optic radiation", 1, 2),
-          ("wm_corpus_callosum", "white_matter_cortex", "Corpus callosum", 0, 1),
-          ("cb_cerebellum", "cerebellum", "Cerebellum", 1, 2), ("cb_haemorrhage", "cerebellum", "Cerebellar haemorrhage", 1, 2),
-          ("add_ivh", "additional", "IVH", 0, 1), ("add_sdh", "additional", "Subdural haemorrhage", 0, 1),
-          ("add_csvt", "additional", "CSVT", 0, 2)]
+    _T = [
+        ("gm_thalamus", "grey_matter", "Thalamus", 1, 2),
+        ("gm_basal_ganglia", "grey_matter", "Basal ganglia", 1, 2),
+        ("gm_plic", "grey_matter", "PLIC", 1, 2),
+        ("gm_brainstem", "grey_matter", "Brainstem", 1, 2),
+        ("gm_perirolandic", "grey_matter", "Perirolandic cortex", 1, 2),
+        ("gm_hippocampus", "grey_matter", "Hippocampus", 1, 1),
+        ("wm_cortex", "white_matter_cortex", "Cortex", 1, 2),
+        ("wm_white_matter", "white_matter_cortex", "White matter", 1, 2),
+        ("wm_pwml", "white_matter_cortex", "PWML", 1, 2),
+        ("wm_haemorrhage", "white_matter_cortex", "Haemorrhage", 1, 2),
+        ("wm_optic_radiation", "white_matter_cortex", "Optic radiation", 1, 2),
+        ("wm_corpus_callosum", "white_matter_cortex", "Corpus callosum", 0, 1),
+        ("cb_cerebellum", "cerebellum", "Cerebellum", 1, 2),
+        ("cb_haemorrhage", "cerebellum", "Cerebellar haemorrhage", 1, 2),
+        ("add_ivh", "additional", "IVH", 0, 1),
+        ("add_sdh", "additional", "Subdural haemorrhage", 0, 1),
+        ("add_csvt", "additional", "CSVT", 0, 2),
+    ]
 
     @dataclass(frozen=True)
     class Form:
@@ -88,11 +97,23 @@ except ImportError:  # pragma: no cover - goes away with the real engine
             return self._d
 
     def _form() -> Form:
-        items = tuple(Item(i, s, lab, bool(lat), tuple(Extent(v, ("none", "focal", "extensive")[v])
-                      for v in range(mx + 1)), mx, mx + (2 if lat else 0), ("T1w", "T2w"))
-                      for i, s, lab, lat, mx in _T)
-        subs = tuple(Subscore(s, s.replace("_", " "), sum(i.max_score for i in items if i.subscore == s))
-                     for s in ("grey_matter", "white_matter_cortex", "cerebellum", "additional"))
+        items = tuple(
+            Item(
+                i,
+                s,
+                lab,
+                bool(lat),
+                tuple(Extent(v, ("none", "focal", "extensive")[v]) for v in range(mx + 1)),
+                mx,
+                mx + (2 if lat else 0),
+                ("T1w", "T2w"),
+            )
+            for i, s, lab, lat, mx in _T
+        )
+        subs = tuple(
+            Subscore(s, s.replace("_", " "), sum(i.max_score for i in items if i.subscore == s))
+            for s in ("grey_matter", "white_matter_cortex", "cerebellum", "additional")
+        )
         d = {"id": "weeke-consensus-2025", "version": "1.0.0", "items": [i.id for i in items]}
         sha = hashlib.sha256(json.dumps(d).encode()).hexdigest()
         return Form("weeke-consensus-2025", "1.0.0", "Weeke (stub)", 56, subs, items, sha, d)
@@ -114,10 +135,16 @@ except ImportError:  # pragma: no cover - goes away with the real engine
         form: tuple
 
         def as_dict(self) -> dict:
-            return {"form": {"id": self.form[0], "version": self.form[1]}, "items": self.items,
-                    "subscores": self.subscores, "subscores_complete": self.subscores_complete,
-                    "total": self.total, "complete": self.complete, "missing": self.missing,
-                    "not_assessable": self.not_assessable}
+            return {
+                "form": {"id": self.form[0], "version": self.form[1]},
+                "items": self.items,
+                "subscores": self.subscores,
+                "subscores_complete": self.subscores_complete,
+                "total": self.total,
+                "complete": self.complete,
+                "missing": self.missing,
+                "not_assessable": self.not_assessable,
+            }
 
     def score_items(form: Form, payload: dict) -> ScoreResult:
         out, na = {}, []
@@ -129,8 +156,13 @@ except ImportError:  # pragma: no cover - goes away with the real engine
             if v.get("assessable", True) is False:
                 if not v.get("reason"):
                     raise ScoringError(f"{iid}: reason required", iid)
-                out[iid] = {"extent": None, "laterality": None, "score": None, "assessable": False,
-                            "reason": v["reason"]}
+                out[iid] = {
+                    "extent": None,
+                    "laterality": None,
+                    "score": None,
+                    "assessable": False,
+                    "reason": v["reason"],
+                }
                 na.append({"item": iid, "reason": v["reason"]})
                 continue
             e, lat = v.get("extent"), v.get("laterality")
@@ -140,19 +172,45 @@ except ImportError:  # pragma: no cover - goes away with the real engine
                 raise ScoringError(f"{iid}: laterality missing or not 1/2", iid)
             if lat is not None and (e == 0 or not it.lateralised):
                 raise ScoringError(f"{iid}: laterality not allowed", iid)
-            out[iid] = {"extent": e, "laterality": lat or 0, "score": e + (lat or 0),
-                        "assessable": True, "reason": None}
+            out[iid] = {
+                "extent": e,
+                "laterality": lat or 0,
+                "score": e + (lat or 0),
+                "assessable": True,
+                "reason": None,
+            }
         missing = [i.id for i in form.items if i.id not in out]
-        subs = {s.id: sum(out[i.id]["score"] or 0 for i in form.items if i.subscore == s.id and i.id in out)
-                for s in form.subscores}
-        comp = {s.id: all(i.id in out and out[i.id]["assessable"] for i in form.items if i.subscore == s.id)
-                for s in form.subscores}
-        return ScoreResult(out, subs, comp, sum(subs.values()), all(comp.values()), missing, na,
-                           (form.id, form.version))
+        subs = {
+            s.id: sum(
+                out[i.id]["score"] or 0 for i in form.items if i.subscore == s.id and i.id in out
+            )
+            for s in form.subscores
+        }
+        comp = {
+            s.id: all(
+                i.id in out and out[i.id]["assessable"] for i in form.items if i.subscore == s.id
+            )
+            for s in form.subscores
+        }
+        return ScoreResult(
+            out,
+            subs,
+            comp,
+            sum(subs.values()),
+            all(comp.values()),
+            missing,
+            na,
+            (form.id, form.version),
+        )
 
     _mod = types.ModuleType("weeke_pipeline.scoring")
-    _mod.__dict__.update(load_form=load_form, score_items=score_items, ScoringError=ScoringError,
-                         FormError=FormError, list_forms=lambda: [("weeke-consensus-2025", "1.0.0")])
+    _mod.__dict__.update(
+        load_form=load_form,
+        score_items=score_items,
+        ScoringError=ScoringError,
+        FormError=FormError,
+        list_forms=lambda: [("weeke-consensus-2025", "1.0.0")],
+    )
     sys.modules["weeke_pipeline.scoring"] = _mod
 # --------------------------------------------------------------------------------------------
 
@@ -184,8 +242,9 @@ def reading_app(tmp_path_factory: pytest.TempPathFactory):  # type: ignore[no-un
 
     data = tmp_path_factory.mktemp("reading-data")
     url, pg_name = _database_url(data)
-    setup(data, url, migrate=True,
-          PASSWORD_HASHERS=["django.contrib.auth.hashers.MD5PasswordHasher"])
+    setup(
+        data, url, migrate=True, PASSWORD_HASHERS=["django.contrib.auth.hashers.MD5PasswordHasher"]
+    )
     setup_test_environment()
     yield data
     if pg_name:
@@ -229,6 +288,7 @@ def make_user(db: Path):  # type: ignore[no-untyped-def]
             user.is_staff = user.is_superuser = True
             user.save()
         return user
+
     return make
 
 
@@ -257,14 +317,21 @@ def study(db: Path, make_user, tmp_path: Path):  # type: ignore[no-untyped-def]
     """Two readers, an adjudicator, a coordinator, an analyst and two imported cases."""
     from weeke_pipeline.reading.importer import import_cases
 
-    users = {name: make_user(name, role) for name, role in (
-        ("reader1", "reader"), ("reader2", "reader"), ("reader3", "reader"),
-        ("adj", "adjudicator"), ("coord", "coordinator"), ("analyst", "analyst"))}
+    users = {
+        name: make_user(name, role)
+        for name, role in (
+            ("reader1", "reader"),
+            ("reader2", "reader"),
+            ("reader3", "reader"),
+            ("adj", "adjudicator"),
+            ("coord", "coordinator"),
+            ("analyst", "analyst"),
+        )
+    }
     codes, warnings = import_cases(write_study(tmp_path / "study"))
     # two readers per case, fewest cases first: reader1 reads both, reader2 and reader3 one each
     from weeke_pipeline.reading.models import Case
 
     shared = Case.objects.get(assignments__reader=users["reader2"])
     other = Case.objects.get(assignments__reader=users["reader3"])
-    return {"users": users, "codes": codes, "warnings": warnings, "shared": shared,
-            "other": other}
+    return {"users": users, "codes": codes, "warnings": warnings, "shared": shared, "other": other}

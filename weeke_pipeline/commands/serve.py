@@ -26,7 +26,8 @@ def run(args: argparse.Namespace) -> int:
     from django.core.wsgi import get_wsgi_application
     from waitress.server import create_server
 
-    if args.host not in ("127.0.0.1", "localhost", "::1") and "WEEKE_ALLOWED_HOSTS" not in os.environ:
+    local = ("127.0.0.1", "localhost", "::1")
+    if args.host not in local and "WEEKE_ALLOWED_HOSTS" not in os.environ:
         settings.ALLOWED_HOSTS.append(args.host)
     # Static files (the form's JS/CSS and the vendored NiiVue bundle) are served by the same
     # process: a single-site app needs no separate web server.

@@ -77,15 +77,16 @@ def clean_items(form: Any, payload: Any) -> dict[str, dict[str, Any]]:
     for item_id, value in payload.get("items", {}).items():
         if item_id not in known:
             raise ReadingError(f"unknown item {item_id!r} for form {form.id}", item=str(item_id))
-        if not isinstance(value, dict) or set(value) - ITEM_KEYS:
-            raise ReadingError(f"item {item_id}: unexpected fields "
-                               f"{sorted(set(value) - ITEM_KEYS) if isinstance(value, dict) else value!r}",
-                               item=item_id)
+        if not isinstance(value, dict):
+            raise ReadingError(f"item {item_id}: expected an object, got {value!r}", item=item_id)
+        if set(value) - ITEM_KEYS:
+            extra = sorted(set(value) - ITEM_KEYS)
+            raise ReadingError(f"item {item_id}: unexpected fields {extra}", item=item_id)
         entry = {k: v for k, v in value.items() if v is not None and v != ""}
-        if "reason" in entry:
-            if not isinstance(entry["reason"], str) or len(entry["reason"]) > MAX_REASON:
-                raise ReadingError(f"item {item_id}: reason must be text of at most "
-                                   f"{MAX_REASON} characters", item=item_id)
+        if "reason" in entry and (not isinstance(entry["reason"], str)
+                                  or len(entry["reason"]) > MAX_REASON):
+            raise ReadingError(f"item {item_id}: reason must be text of at most "
+                               f"{MAX_REASON} characters", item=item_id)
         if "assessable" in entry and not isinstance(entry["assessable"], bool):
             raise ReadingError(f"item {item_id}: assessable must be true or false", item=item_id)
         if entry.get("assessable", True):
@@ -112,10 +113,10 @@ def score(form: Any, items: dict[str, dict[str, Any]], *, final: bool) -> tuple[
     if not final:
         for item_id, entry in items.items():
             item = form.item(item_id)
-            if entry.get("assessable") is False and not entry.get("reason", "").strip():
-                pending.append(item_id)
-            elif (item.lateralised and isinstance(entry.get("extent"), int)
-                  and entry["extent"] > 0 and "laterality" not in entry):
+            no_reason = entry.get("assessable") is False and not entry.get("reason", "").strip()
+            no_side = (item.lateralised and isinstance(entry.get("extent"), int)
+                       and entry["extent"] > 0 and "laterality" not in entry)
+            if no_reason or no_side:
                 pending.append(item_id)
         for item_id in pending:
             checkable.pop(item_id)
@@ -267,8 +268,8 @@ def get_or_create_adjudication(case: Case, user: Any) -> Adjudication:
     form = get_form(reads[0].form_id, reads[0].form_version)
     # start from the items both readers agree on
     a, b = reads[0].items.get("items", {}), reads[1].items.get("items", {})
-    agreed = {k: v for k, v in a.items() if k in b and _comparable({"items": {k: v}})
-              == _comparable({"items": {k: b[k]}})}
+    ca, cb = _comparable({"items": a}), _comparable({"items": b})
+    agreed = {k: v for k, v in a.items() if k in cb and ca[k] == cb[k]}
     with transaction.atomic():
         adj = Adjudication.objects.create(case=case, adjudicator=user, items={"items": agreed},
                                           **_new_fields(form))

@@ -250,7 +250,9 @@ def image(request: HttpRequest, code: str, sequence: str) -> HttpResponse:
     if case is None or not _may_view_images(request.user, case) or sequence not in case.images:
         raise Http404("no such image")
     path = settings.WEEKE_DATA_DIR / case.images[sequence]
-    response = FileResponse(open(path, "rb"), content_type="application/octet-stream")
+    # FileResponse closes the file when the response is done
+    response = FileResponse(open(path, "rb"),  # noqa: SIM115
+                            content_type="application/octet-stream")
     response["Cache-Control"] = "private, no-store"
     return response
 

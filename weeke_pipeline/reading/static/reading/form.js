@@ -154,6 +154,7 @@ async function saveNow() {
   await state.saving;
   state.saving = null;
   if (state.dirty) return saveNow();
+  if (!saveTimer) document.body.dataset.saveState = "saved";
 }
 
 let saveTimer = null;
@@ -162,8 +163,9 @@ function changed() {
   refreshScore();
   if (state.status !== "draft" || config.locked) return;
   $("#save-state").textContent = "Unsaved changes…";
+  document.body.dataset.saveState = "pending";
   clearTimeout(saveTimer);
-  saveTimer = setTimeout(saveNow, 600);
+  saveTimer = setTimeout(() => { saveTimer = null; saveNow(); }, 600);
 }
 
 async function flush() { if (saveTimer) { clearTimeout(saveTimer); saveTimer = null; await saveNow(); } else if (state.saving) await state.saving; }
@@ -174,6 +176,7 @@ function showStatus() {
   $("#revise-open").hidden = !signed || config.locked || state.revising;
   $("#reason").hidden = $("#reason-label").hidden = !state.revising;
   $("#sign-submit").textContent = state.revising ? "Save change" : "Sign";
+  if (!signed && state.version > 1 && !state.saving) $("#save-state").textContent = "Draft (saved)";
   if (signed && !state.revising) $("#save-state").textContent = `Signed ${config.signed_at ? new Date(config.signed_at).toLocaleString() : ""}`;
   if (config.locked) $("#save-state").textContent = "Database locked: read only";
   document.body.dataset.status = state.status;
