@@ -22,6 +22,10 @@ SUBCOMMANDS: dict[str, str] = {
     "cases": "weeke_pipeline.commands.cases",
     "audit": "weeke_pipeline.commands.audit",
     "db": "weeke_pipeline.commands.db",
+    "synth": "weeke_pipeline.commands.synth",
+    "atlas": "weeke_pipeline.commands.atlas",
+    "score": "weeke_pipeline.commands.score",
+    "forms": "weeke_pipeline.commands.forms",
 }
 
 
@@ -62,4 +66,8 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 
 if __name__ == "__main__":  # pragma: no cover
-    sys.exit(main())
+    # Run the imported module's main: subcommands raise weeke_pipeline.cli.UsageError, which is
+    # not the class of this __main__ copy under `python -m weeke_pipeline.cli`.
+    from weeke_pipeline.cli import main as _main
+
+    sys.exit(_main())
