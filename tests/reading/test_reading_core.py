@@ -36,6 +36,26 @@ def test_import_bad_participants_table_names_file_and_line(db, tmp_path) -> None
         import_cases(root)
 
 
+def test_import_reads_synth_participants_columns_and_truth_t2w(db, tmp_path) -> None:
+    import numpy as np
+
+    from weeke_pipeline.reading.importer import import_cases
+    from weeke_pipeline.reading.models import Case
+
+    truth = tmp_path / "s" / "sub-01" / "truth"
+    truth.mkdir(parents=True)
+    img = nib.Nifti1Image(np.ones((4, 4, 4), np.float32), np.eye(4))
+    nib.save(img, str(truth / "sub-01_T2w.nii.gz"))
+    nib.save(img, str(truth / "sub-01_dseg.nii.gz"))  # not a reading sequence
+    (tmp_path / "s" / "participants.tsv").write_text(
+        "participant_id\tsex\tday_of_life_at_scan\tpma_at_scan_weeks\tpma_at_scan_days\n"
+        "sub-01\tF\t30\t44\t5\n")
+    codes, warnings = import_cases(tmp_path / "s")
+    case = Case.objects.get(code=codes[0])
+    assert (case.pma_label, case.day_of_life, case.sequences) == ("44+5", 30, ["T2w"])
+    assert warnings == []
+
+
 def test_each_reader_has_own_stored_shuffled_order(db, make_user, tmp_path) -> None:
     import random
 

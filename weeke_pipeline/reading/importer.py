@@ -3,7 +3,8 @@
 Layout looked for under OUTPUT (any depth): ``sub-<label>[_entities]_<T1w|T2w|ADC>.nii[.gz]``
 (the subject from the ``sub-`` entity of the file name, else of a parent folder) and a
 ``participants.tsv`` (the first found, top first) with ``participant_id`` and the age at scan:
-``pma_weeks`` (e.g. ``40.43`` or ``40+3``) or ``pma_days``, and ``day_of_life``.
+``pma_weeks`` (e.g. ``40.43`` or ``40+3``) or ``pma_days``, and ``day_of_life``; or the columns
+``weeke synth`` writes (``pma_at_scan_weeks``, ``pma_at_scan_days``, ``day_of_life_at_scan``).
 Where several images of one subject and sequence exist, one in the subject's T2w space
 (``space-T2w``) or native space (no ``space-``) wins, then the shortest path.
 
@@ -69,6 +70,8 @@ def find_images(root: Path) -> dict[str, Found]:
 def _pma(row: dict[str, str], where: str) -> tuple[int | None, int | None]:
     raw = (row.get("pma_weeks") or "").strip()
     days = (row.get("pma_days") or "").strip()
+    if row.get("pma_at_scan_weeks"):  # the layout `weeke synth` and the pipeline write
+        raw = f"{row['pma_at_scan_weeks'].strip()}+{(row.get('pma_at_scan_days') or '0').strip()}"
     try:
         if raw and raw.lower() != "n/a":
             if "+" in raw:
@@ -104,7 +107,7 @@ def read_participants(root: Path, found: dict[str, Found]) -> list[str]:
             where = f"{table} line {n}"
             f = found[label]
             f.pma_weeks, f.pma_days = _pma(row, where)
-            dol = (row.get("day_of_life") or "").strip()
+            dol = (row.get("day_of_life") or row.get("day_of_life_at_scan") or "").strip()
             if dol and dol.lower() != "n/a":
                 try:
                     f.day_of_life = int(float(dol))
