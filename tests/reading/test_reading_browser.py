@@ -63,6 +63,7 @@ def server(tmp_path: Path):  # type: ignore[no-untyped-def]
         proc.wait(timeout=10)
 
 
+@pytest.mark.slow
 def test_reader_scores_a_case_in_the_browser(server: str, tmp_path: Path) -> None:
     from playwright.sync_api import expect, sync_playwright
 

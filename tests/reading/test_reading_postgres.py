@@ -17,6 +17,7 @@ import pytest
 HERE = Path(__file__).resolve().parent
 
 
+@pytest.mark.slow
 @pytest.mark.skipif(os.environ.get("WEEKE_READING_BACKEND") == "postgres",
                     reason="already the PostgreSQL run")
 def test_reading_suite_on_postgresql() -> None:
