@@ -22,6 +22,11 @@ SUBCOMMANDS: dict[str, str] = {
     "atlas": "weeke_pipeline.commands.atlas",
     "score": "weeke_pipeline.commands.score",
     "forms": "weeke_pipeline.commands.forms",
+    "serve": "weeke_pipeline.commands.serve",
+    "users": "weeke_pipeline.commands.users",
+    "cases": "weeke_pipeline.commands.cases",
+    "audit": "weeke_pipeline.commands.audit",
+    "db": "weeke_pipeline.commands.db",
 }
 
 
