@@ -17,6 +17,10 @@ from weeke_pipeline import __version__
 
 #: subcommand name -> module implementing it (order = order in ``weeke --help``)
 SUBCOMMANDS: dict[str, str] = {
+    "synth": "weeke_pipeline.commands.synth",
+    "atlas": "weeke_pipeline.commands.atlas",
+    "score": "weeke_pipeline.commands.score",
+    "forms": "weeke_pipeline.commands.forms",
 }
 
 
@@ -57,4 +61,8 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 
 if __name__ == "__main__":  # pragma: no cover
-    sys.exit(main())
+    # Run the imported module's main: subcommands raise weeke_pipeline.cli.UsageError, which is
+    # not the class of this __main__ copy under `python -m weeke_pipeline.cli`.
+    from weeke_pipeline.cli import main as _main
+
+    sys.exit(_main())
