@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -62,8 +63,9 @@ def test_interfaces_chain(small_atlas, tmp_path):
     met = Node(RegionMetrics(subject="sub-01", labels=ra.labels, t2w=subj, t1w=rw.warped,
                              brain_mask=ra.brain_mask), name="metrics", base_dir=str(tmp_path))
     rm = met.run().outputs
-    assert "Metrics" in json.loads(open(rm.json).read())
-    assert open(rm.tsv).readline().split("\t")[:3] == ["subject", "region", "hemisphere"]
+    assert "Metrics" in json.loads(Path(rm.json).read_text())
+    header = Path(rm.tsv).read_text().splitlines()[0].split("\t")
+    assert header[:3] == ["subject", "region", "hemisphere"]
 
     q = Node(SubjectQC(subject="sub-01", t2w=subj, labels=ra.labels, brain_mask=ra.brain_mask,
                        t1w=rw.warped, registration_reports={"to_atlas": ra.report,
@@ -71,4 +73,4 @@ def test_interfaces_chain(small_atlas, tmp_path):
              name="qc", base_dir=str(tmp_path))
     rq = q.run().outputs
     assert rq.status in ("pass", "warn", "fail")
-    assert "to_atlas nmi (after)" in open(rq.report).read()
+    assert "to_atlas nmi (after)" in Path(rq.report).read_text()

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from pathlib import Path
 
 import nibabel as nib
 import numpy as np
@@ -44,10 +45,10 @@ def test_qc_writes_figures_json_and_html(tmp_path):
     assert res.error is None, res.error
     assert set(res.figures) == {"outline", "labels", "alignment", "adc"}
     for f in res.figures.values():
-        assert open(f, "rb").read(8) == b"\x89PNG\r\n\x1a\n"
-    doc = json.loads(open(res.json).read())
+        assert Path(f).read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    doc = json.loads(Path(res.json).read_text())
     assert doc["status"] == res.status and doc["numbers"]["label_coverage"] == 1.0
-    page = open(res.report).read()
+    page = Path(res.report).read_text()
     assert "sub-01" in page and "figures/sub-01_desc-outline_qc.png" in page
     assert doc["numbers"]["brain_volume_ml"] > 0
     assert res.status in ("pass", "warn")
@@ -83,12 +84,12 @@ def test_missing_region_is_reported(tmp_path):
 def test_failed_subject_still_gets_a_report(tmp_path):
     res = qc.run_subject_qc("sub-02", tmp_path / "qc", error="RuntimeError: no T2w series")
     assert res.status == "fail"
-    page = open(res.report).read()
+    page = Path(res.report).read_text()
     assert "no T2w series" in page and "FAIL" in page
     res2 = qc.run_subject_qc("sub-03", tmp_path / "qc", t2w=tmp_path / "missing.nii.gz",
                              labels=tmp_path / "missing2.nii.gz",
                              brain_mask=tmp_path / "missing3.nii.gz")
-    assert res2.status == "fail" and "missing.nii.gz" in open(res2.report).read()
+    assert res2.status == "fail" and "missing.nii.gz" in Path(res2.report).read_text()
     index = qc.write_group_index([res, res2], tmp_path / "qc" / "index.html")
     text = index.read_text()
     assert "sub-02_qc.html" in text and "sub-03" in text
@@ -96,4 +97,4 @@ def test_failed_subject_still_gets_a_report(tmp_path):
 
 def test_report_escapes_html(tmp_path):
     res = qc.run_subject_qc("sub-04", tmp_path, error="<script>alert(1)</script>")
-    assert "<script>alert" not in open(res.report).read()
+    assert "<script>alert" not in Path(res.report).read_text()

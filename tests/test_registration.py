@@ -76,7 +76,7 @@ def test_bad_preset_names_the_file(tmp_path):
     bad = tmp_path / "broken.toml"
     bad.write_text('name = "x"\nversion = "1"\nrandom_seed = 1\n[within_subject]\n'
                    '[[within_subject.stages]]\ntransform = "Warp"\n')
-    with pytest.raises(ValueError, match="broken.toml"):
+    with pytest.raises(ValueError, match=r"broken\.toml"):
         R.load_preset(bad)
     with pytest.raises(ValueError, match="unknown registration preset"):
         R.load_preset("no-such-preset")
@@ -198,7 +198,7 @@ def test_deterministic_two_runs_identical(serag, tmp_path):
 
 
 def test_missing_input_is_a_clear_error(tmp_path):
-    with pytest.raises(FileNotFoundError, match="nope.nii.gz: T2w image not found"):
+    with pytest.raises(FileNotFoundError, match=r"nope\.nii\.gz: T2w image not found"):
         R.atlas_to_subject(tmp_path / "nope.nii.gz", tmp_path / "a.nii.gz",
                            tmp_path / "m.nii.gz", tmp_path / "x_")
 
