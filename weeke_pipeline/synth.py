@@ -528,6 +528,7 @@ def generate_subject(out_dir: Path, subject: str, *, seed: int, number: int, pat
     (truth / f"sub-{subject}_truth.json").write_text(json.dumps(truth_doc, indent=2) + "\n")
     return {
         "participant_id": f"sub-{subject}",
+        "patient_id": patient.patient_id,
         "sex": patient.sex,
         "gestational_age_at_birth_weeks": ga_birth_days // 7,
         "gestational_age_at_birth_days": ga_birth_days % 7,
@@ -538,7 +539,11 @@ def generate_subject(out_dir: Path, subject: str, *, seed: int, number: int, pat
 
 
 PARTICIPANTS_JSON = {
-    "participant_id": {"Description": "subject label (BIDS)"},
+    "participant_id": {"Description": "subject label (BIDS): the study pseudonym"},
+    "patient_id": {"Description": "the (fake) DICOM PatientID: this table is the site's "
+                                  "linkage table and stays at the site; the pipeline maps "
+                                  "PatientID to participant_id with it and drops this column "
+                                  "from everything it writes"},
     "sex": {"Description": "sex", "Levels": {"M": "male", "F": "female"}},
     "gestational_age_at_birth_weeks": {"Description": "gestational age at birth, completed weeks",
                                        "Units": "weeks"},

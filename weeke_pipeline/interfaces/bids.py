@@ -1,0 +1,153 @@
+"""Small interfaces of the per-subject workflow: b=0 extraction and the derivatives sink."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+from pathlib import Path
+
+import nibabel as nib
+import numpy as np
+from nipype.interfaces.base import (
+    BaseInterfaceInputSpec,
+    File,
+    SimpleInterface,
+    TraitedSpec,
+    isdefined,
+    traits,
+)
+
+from weeke_pipeline.nifti import save_nifti
+
+
+class _B0InputSpec(BaseInterfaceInputSpec):
+    dwi = File(exists=True, mandatory=True, desc="4D DWI")
+    bval = File(exists=True, mandatory=True, desc="b-values (FSL format)")
+    b0_threshold = traits.Float(50.0, usedefault=True, desc="b <= this counts as b=0")
+
+
+class _B0OutputSpec(TraitedSpec):
+    out_file = File(exists=True, desc="mean b=0 volume")
+
+
+class ExtractB0(SimpleInterface):
+    """Mean of the b=0 volumes (the DWI image with T2 contrast, used to register to T2w)."""
+
+    input_spec = _B0InputSpec
+    output_spec = _B0OutputSpec
+
+    def _run_interface(self, runtime):
+        img = nib.load(self.inputs.dwi)
+        bvals = np.atleast_1d(np.loadtxt(self.inputs.bval))
+        data = np.asanyarray(img.dataobj)
+        if data.ndim != 4 or data.shape[3] != bvals.size:
+            raise ValueError(f"{self.inputs.dwi}: {data.shape} volumes do not match "
+                             f"{bvals.size} b-values in {self.inputs.bval}")
+        sel = bvals <= self.inputs.b0_threshold
+        if not sel.any():
+            raise ValueError(f"{self.inputs.bval}: no b=0 volume (b <= "
+                             f"{self.inputs.b0_threshold})")
+        out = os.path.join(runtime.cwd, "b0.nii.gz")
+        save_nifti(data[..., sel].astype(np.float32).mean(axis=3), img.affine, out)
+        self._results["out_file"] = out
+        return runtime
+
+
+class _SinkInputSpec(BaseInterfaceInputSpec):
+    derivatives_dir = traits.Str(mandatory=True, desc="the pipeline's derivatives root")
+    subject = traits.Str(mandatory=True)
+    session = traits.Str(mandatory=True)
+    run_config = traits.Str(mandatory=True, desc="run configuration (TOML text)")
+    t2w = File(exists=True, desc="T2w (reference space)")
+    t1w = File(exists=True, desc="T1w on the T2w grid")
+    adc = File(exists=True, desc="ADC on the T2w grid")
+    b0 = File(exists=True, desc="mean b=0 on the T2w grid")
+    dseg = File(exists=True, desc="atlas labels on the T2w grid")
+    brain_mask = File(exists=True, desc="brain mask on the T2w grid")
+    metrics_tsv = File(exists=True)
+    metrics_json = File(exists=True)
+    qc_report = File(exists=True, desc="QC HTML page (its folder is copied whole)")
+    transforms = traits.Dict(traits.Str, traits.List(File(exists=True)),
+                             desc="name -> transform files")
+    reports = traits.Dict(traits.Str, File(exists=True), desc="name -> registration JSON")
+    extra_maps = traits.Dict(traits.Str, File(exists=True),
+                             desc="BIDS suffix -> map on the T2w grid (e.g. FA, MD)")
+
+
+class _SinkOutputSpec(TraitedSpec):
+    out_dir = traits.Str(desc="the subject's derivatives folder")
+    files = traits.List(traits.Str)
+
+
+class DerivativesSink(SimpleInterface):
+    """Copy a subject's results into BIDS-derivatives names, with JSON sidecars.
+
+    ``derivatives/weeke/sub-<p>/ses-<s>/anat/sub-<p>_ses-<s>_space-T2w_<desc>_<suffix>.nii.gz``,
+    metrics in ``.../sub-<p>_ses-<s>_metrics.tsv``, transforms in ``xfm/``, QC in ``qc/`` and the
+    run configuration in ``sub-<p>_ses-<s>_config.toml``.
+    """
+
+    input_spec = _SinkInputSpec
+    output_spec = _SinkOutputSpec
+
+    def _run_interface(self, runtime):
+        i = self.inputs
+        base = Path(i.derivatives_dir) / f"sub-{i.subject}" / f"ses-{i.session}"
+        stem = f"sub-{i.subject}_ses-{i.session}"
+        written: list[str] = []
+
+        def put(src: str, rel: str, sidecar: dict | None = None) -> None:
+            dest = base / rel
+            dest.parent.mkdir(parents=True, exist_ok=True)
+            shutil.copyfile(src, dest)
+            written.append(str(dest))
+            if sidecar is not None:
+                side = dest.with_name(dest.name.split(".")[0] + ".json")
+                side.write_text(json.dumps(sidecar, indent=2, sort_keys=True) + "\n")
+                written.append(str(side))
+
+        images = {
+            "t2w": (f"anat/{stem}_desc-preproc_T2w.nii.gz", "subject T2w (reference space)"),
+            "t1w": (f"anat/{stem}_space-T2w_desc-preproc_T1w.nii.gz", "T1w rigidly on T2w"),
+            "adc": (f"anat/{stem}_space-T2w_ADC.nii.gz", "ADC (1e-6 mm^2/s) rigidly on T2w"),
+            "b0": (f"anat/{stem}_space-T2w_desc-b0_dwiref.nii.gz", "mean b=0 on T2w"),
+            "dseg": (f"anat/{stem}_space-T2w_dseg.nii.gz", "atlas labels on T2w (genericLabel)"),
+            "brain_mask": (f"anat/{stem}_space-T2w_desc-brain_mask.nii.gz",
+                           "brain mask from the atlas on T2w"),
+        }
+        for key, (rel, desc) in images.items():
+            value = getattr(i, key)
+            if isdefined(value):
+                put(value, rel, {"Description": desc, "SpatialReference": "T2w",
+                                 "Sources": [f"bids:raw:sub-{i.subject}/ses-{i.session}"]})
+        if isdefined(i.extra_maps):
+            for suffix, src in sorted(i.extra_maps.items()):
+                put(src, f"dwi/{stem}_space-T2w_{suffix}.nii.gz",
+                    {"Description": f"{suffix} map on the T2w grid", "SpatialReference": "T2w"})
+        if isdefined(i.metrics_tsv):
+            put(i.metrics_tsv, f"{stem}_metrics.tsv")
+        if isdefined(i.metrics_json):
+            put(i.metrics_json, f"{stem}_metrics.json")
+        if isdefined(i.transforms):
+            for name, files in sorted(i.transforms.items()):
+                for n, src in enumerate(files):
+                    ext = "".join(Path(src).suffixes) or ".txt"
+                    put(src, f"xfm/{stem}_{name}_step-{n}{ext}")
+        if isdefined(i.reports):
+            for name, src in sorted(i.reports.items()):
+                put(src, f"xfm/{stem}_{name}_registration.json")
+        if isdefined(i.qc_report):
+            qc_src = Path(i.qc_report).parent
+            qc_dest = base / "qc"
+            if qc_dest.exists():
+                shutil.rmtree(qc_dest)
+            shutil.copytree(qc_src, qc_dest, ignore=shutil.ignore_patterns(
+                "_*", "*.pklz", "*.rst", "command.txt"))
+            written.append(str(qc_dest))
+        cfg = base / f"{stem}_config.toml"
+        cfg.parent.mkdir(parents=True, exist_ok=True)
+        cfg.write_text(i.run_config)
+        written.append(str(cfg))
+        self._results.update(out_dir=str(base), files=written)
+        return runtime

@@ -1,0 +1,78 @@
+"""The run configuration: one TOML document saying what a run did, saved beside every output.
+
+Technicians write run specifications in TOML (``workflows/default.toml`` is the shipped
+example); the effective configuration, with the package version, atlas and form versions,
+registration preset (name, version, seed) and the random seed, is written next to each subject's
+derivatives so every number can be traced to how it was made.
+"""
+
+from __future__ import annotations
+
+import tomllib
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+import tomli_w
+
+from weeke_pipeline import __version__
+
+
+class ConfigError(ValueError):
+    """A run specification that cannot be used (the message names the file and the key)."""
+
+
+@dataclass
+class RunConfig:
+    """Everything a pipeline run depends on."""
+
+    input_dir: str = ""
+    output_dir: str = "weeke-output"
+    work_dir: str = ""  # default: <output_dir>/work
+    participants: str = ""  # TSV: PatientID -> participant_id (pseudonym) and ages
+    series_table: str = ""  # edited `weeke inspect` table overriding the classifier
+    key_file: str = ""  # project key for keyed-hash pseudonyms (default: generated, kept)
+    atlas: str = ""  # atlas bundle folder (default: the shipped phantom atlas)
+    preset: str = "fast"  # registration preset name or TOML path
+    adc_thresholds: list[float] = field(default_factory=lambda: [800.0, 1000.0])
+    reference_tissue: str = "cerebellum"
+    dti: bool = True  # tensor fit when a DWI has 6+ directions
+    seed: int = 20240601
+    plugin: str = "MultiProc"  # any Nipype plugin: Linear, MultiProc, SLURM, SGE, PBS, ...
+    plugin_args: dict[str, Any] = field(default_factory=lambda: {"n_procs": 2})
+    subjects: list[str] = field(default_factory=list)  # only these participant labels
+    form: str = "weeke-consensus-2025"
+
+    @classmethod
+    def from_toml(cls, path: Path) -> RunConfig:
+        try:
+            doc = tomllib.loads(path.read_text())
+        except (OSError, tomllib.TOMLDecodeError) as exc:
+            raise ConfigError(f"{path}: cannot read run specification ({exc})") from None
+        flat: dict[str, Any] = {}
+        for key, value in doc.items():
+            if isinstance(value, dict) and key in ("run", "registration", "metrics",
+                                                    "execution", "inputs", "outputs"):
+                flat.update(value)
+            else:
+                flat[key] = value
+        known = {f for f in cls.__dataclass_fields__}
+        unknown = sorted(set(flat) - known - {"provenance"})
+        if unknown:
+            raise ConfigError(f"{path}: unknown key(s) {', '.join(unknown)}; "
+                              f"known: {', '.join(sorted(known))}")
+        flat.pop("provenance", None)
+        cfg = cls(**flat)
+        base = path.parent
+        for key in ("input_dir", "output_dir", "work_dir", "participants", "series_table",
+                    "key_file", "atlas"):
+            value = getattr(cfg, key)
+            if value and not Path(value).is_absolute():
+                setattr(cfg, key, str((base / value).resolve()))
+        return cfg
+
+    def to_toml(self, provenance: dict[str, Any] | None = None) -> str:
+        """TOML text of this configuration, plus a ``[provenance]`` table."""
+        doc: dict[str, Any] = {k: v for k, v in asdict(self).items()}
+        doc["provenance"] = {"weeke_pipeline_version": __version__, **(provenance or {})}
+        return tomli_w.dumps(doc)

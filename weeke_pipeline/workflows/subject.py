@@ -1,0 +1,123 @@
+"""The per-subject imaging workflow: T2w to atlas, T1w and DWI/ADC to T2w, metrics, QC, sink."""
+
+from __future__ import annotations
+
+from nipype.interfaces import utility as niu
+from nipype.pipeline import engine as pe
+
+from weeke_pipeline.interfaces.bids import DerivativesSink, ExtractB0
+from weeke_pipeline.interfaces.imaging import (
+    AtlasToSubject,
+    RegionMetrics,
+    RegisterWithinSubject,
+    SubjectQC,
+)
+
+
+def _collect(**kwargs):
+    """Dict of the defined keyword arguments (a Function node's body)."""
+    return {k: v for k, v in kwargs.items() if v is not None}
+
+
+def _dict_node(name: str, fields: list[str]) -> pe.Node:
+    node = pe.Node(niu.Function(input_names=fields, output_names=["out"], function=_collect),
+                   name=name)
+    for f in fields:
+        setattr(node.inputs, f, None)
+    return node
+
+
+def init_subject_wf(*, subject: str, session: str, atlas_t2w: str, atlas_brain_mask: str,
+                    atlas_labels: str, derivatives_dir: str, run_config: str,
+                    has_t1w: bool, has_dwi: bool, has_adc: bool, preset: str = "fast",
+                    adc_thresholds: tuple[float, ...] = (800.0, 1000.0),
+                    reference_tissue: str = "cerebellum",
+                    name: str = "subject_wf") -> pe.Workflow:
+    """Build one subject's workflow.
+
+    inputnode: ``t2w``, ``t1w``, ``dwi``, ``bval``, ``adc`` (BIDS raw files);
+    outputnode: ``out_dir`` (derivatives folder), ``qc_status``.
+    """
+    wf = pe.Workflow(name=name)
+    inputnode = pe.Node(niu.IdentityInterface(fields=["t2w", "t1w", "dwi", "bval", "adc"]),
+                        name="inputnode")
+    outputnode = pe.Node(niu.IdentityInterface(fields=["out_dir", "qc_status"]),
+                         name="outputnode")
+
+    atlas_reg = pe.Node(AtlasToSubject(atlas_t2w=atlas_t2w, atlas_brain_mask=atlas_brain_mask,
+                                       atlas_labels=atlas_labels, preset=preset),
+                        name="atlas_reg")
+    metrics = pe.Node(RegionMetrics(subject=subject, adc_thresholds=list(adc_thresholds),
+                                    reference=reference_tissue), name="metrics")
+    qc = pe.Node(SubjectQC(subject=f"sub-{subject}_ses-{session}"), name="qc")
+    reports = _dict_node("reports", ["to_atlas", "T1w", "ADC"])
+    transforms = _dict_node("transforms", ["to_atlas", "T1w_to_T2w", "b0_to_T2w"])
+    sink = pe.Node(DerivativesSink(derivatives_dir=derivatives_dir, subject=subject,
+                                   session=session, run_config=run_config), name="sink")
+    wf.connect([
+        (inputnode, atlas_reg, [("t2w", "t2w")]),
+        (inputnode, metrics, [("t2w", "t2w")]),
+        (atlas_reg, metrics, [("labels", "labels"), ("brain_mask", "brain_mask")]),
+        (inputnode, qc, [("t2w", "t2w")]),
+        (atlas_reg, qc, [("labels", "labels"), ("brain_mask", "brain_mask")]),
+        (atlas_reg, reports, [("report", "to_atlas")]),
+        (atlas_reg, transforms, [("forward_transforms", "to_atlas")]),
+        (reports, qc, [("out", "registration_reports")]),
+        (inputnode, sink, [("t2w", "t2w")]),
+        (atlas_reg, sink, [("labels", "dseg"), ("brain_mask", "brain_mask")]),
+        (metrics, sink, [("tsv", "metrics_tsv"), ("json", "metrics_json")]),
+        (qc, sink, [("report", "qc_report")]),
+        (reports, sink, [("out", "reports")]),
+        (transforms, sink, [("out", "transforms")]),
+        (sink, outputnode, [("out_dir", "out_dir")]),
+        (qc, outputnode, [("status", "qc_status")]),
+    ])
+    if has_t1w:
+        t1w_reg = pe.Node(RegisterWithinSubject(name="T1w", preset=preset), name="t1w_reg")
+        wf.connect([
+            (inputnode, t1w_reg, [("t2w", "t2w"), ("t1w", "moving")]),
+            (atlas_reg, t1w_reg, [("brain_mask", "brain_mask")]),
+            (t1w_reg, metrics, [("warped", "t1w")]),
+            (t1w_reg, qc, [("warped", "t1w")]),
+            (t1w_reg, sink, [("warped", "t1w")]),
+            (t1w_reg, reports, [("report", "T1w")]),
+            (t1w_reg, transforms, [(("transform", _as_list), "T1w_to_T2w")]),
+        ])
+    if has_dwi:
+        b0 = pe.Node(ExtractB0(), name="b0")
+        b0_reg = pe.Node(RegisterWithinSubject(name="b0", preset=preset), name="b0_reg")
+        wf.connect([
+            (inputnode, b0, [("dwi", "dwi"), ("bval", "bval")]),
+            (inputnode, b0_reg, [("t2w", "t2w")]),
+            (b0, b0_reg, [("out_file", "moving")]),
+            (atlas_reg, b0_reg, [("brain_mask", "brain_mask")]),
+            (b0_reg, sink, [("warped", "b0")]),
+            (b0_reg, reports, [("report", "ADC")]),
+            (b0_reg, transforms, [(("transform", _as_list), "b0_to_T2w")]),
+        ])
+        if has_adc:
+            wf.connect([
+                (inputnode, b0_reg, [(("adc", _as_list), "also_resample")]),
+                (b0_reg, metrics, [(("resampled", _first), "adc")]),
+                (b0_reg, qc, [(("resampled", _first), "adc")]),
+                (b0_reg, sink, [(("resampled", _first), "adc")]),
+            ])
+    elif has_adc:
+        adc_reg = pe.Node(RegisterWithinSubject(name="ADC", preset=preset), name="adc_reg")
+        wf.connect([
+            (inputnode, adc_reg, [("t2w", "t2w"), ("adc", "moving")]),
+            (atlas_reg, adc_reg, [("brain_mask", "brain_mask")]),
+            (adc_reg, metrics, [("warped", "adc")]),
+            (adc_reg, qc, [("warped", "adc")]),
+            (adc_reg, sink, [("warped", "adc")]),
+            (adc_reg, reports, [("report", "ADC")]),
+        ])
+    return wf
+
+
+def _as_list(value):
+    return [value]
+
+
+def _first(values):
+    return values[0]
