@@ -1,0 +1,1 @@
+"""Thin nipype interfaces around the package's pure functions."""
