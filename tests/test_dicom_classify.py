@@ -58,7 +58,7 @@ def test_inspect_cli_writes_and_reads_back_table(shared_data: Path, tmp_path: Pa
     for col in ("path", "series_uid", "n_files", "classification", "evidence", "bvals",
                 "n_frames", "modality", "dims", "voxel_size"):
         assert rows[0][col] != "", col
-    assert rows[0]["n_files"] == "17" and rows[0]["dims"].startswith("256x320")
+    assert rows[0]["n_files"] == "17" and rows[0]["dims"].startswith("320x256")
     # an edited table overrides the classifier
     rows[0]["classification"] = "other"
     with out.open("w", newline="") as fh:
