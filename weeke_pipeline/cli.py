@@ -18,6 +18,16 @@ from weeke_pipeline import __version__
 #: subcommand name -> module implementing it (order = order in ``weeke --help``)
 SUBCOMMANDS: dict[str, str] = {
     "inspect": "weeke_pipeline.commands.inspect",
+    "demo": "weeke_pipeline.commands.demo",
+    "synth": "weeke_pipeline.commands.synth",
+    "atlas": "weeke_pipeline.commands.atlas",
+    "score": "weeke_pipeline.commands.score",
+    "forms": "weeke_pipeline.commands.forms",
+    "serve": "weeke_pipeline.commands.serve",
+    "users": "weeke_pipeline.commands.users",
+    "cases": "weeke_pipeline.commands.cases",
+    "audit": "weeke_pipeline.commands.audit",
+    "db": "weeke_pipeline.commands.db",
 }
 
 
@@ -58,4 +68,8 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 
 if __name__ == "__main__":  # pragma: no cover
-    sys.exit(main())
+    # Run the imported module's main: subcommands raise weeke_pipeline.cli.UsageError, which is
+    # not the class of this __main__ copy under `python -m weeke_pipeline.cli`.
+    from weeke_pipeline.cli import main as _main
+
+    sys.exit(_main())

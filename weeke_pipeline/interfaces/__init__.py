@@ -1,1 +1,11 @@
-"""Thin nipype interfaces around the package's pure functions."""
+"""Thin nipype interfaces over the pure functions (.dicom: ingest; .imaging: registration, QC)."""
+
+from weeke_pipeline.interfaces.imaging import (
+    AtlasToSubject,
+    RegionMetrics,
+    RegisterWithinSubject,
+    SubjectQC,
+    WarpLabels,
+)
+
+__all__ = ["AtlasToSubject", "RegionMetrics", "RegisterWithinSubject", "SubjectQC", "WarpLabels"]
