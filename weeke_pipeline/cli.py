@@ -17,6 +17,7 @@ from weeke_pipeline import __version__
 
 #: subcommand name -> module implementing it (order = order in ``weeke --help``)
 SUBCOMMANDS: dict[str, str] = {
+    "inspect": "weeke_pipeline.commands.inspect",
     "demo": "weeke_pipeline.commands.demo",
     "synth": "weeke_pipeline.commands.synth",
     "atlas": "weeke_pipeline.commands.atlas",

@@ -1,4 +1,4 @@
-"""Thin nipype interfaces over the pure functions (registration, labels, metrics, QC)."""
+"""Thin nipype interfaces over the pure functions (.dicom: ingest; .imaging: registration, QC)."""
 
 from weeke_pipeline.interfaces.imaging import (
     AtlasToSubject,

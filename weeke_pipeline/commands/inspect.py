@@ -1,0 +1,34 @@
+"""``weeke inspect DIR``: the series table (one row per series with its classification)."""
+
+from __future__ import annotations
+
+import argparse
+
+HELP = "list and classify the DICOM series under a folder (writes an editable series table)"
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("dicom_dir", help="folder (any depth, zip files too) or a zip file")
+    parser.add_argument("--out", help="write the series table to this TSV file")
+    parser.add_argument("--series-table", help="an edited series table whose classifications "
+                        "override the classifier")
+
+
+def run(args: argparse.Namespace) -> int:
+    from pathlib import Path
+
+    from weeke_pipeline.cli import UsageError
+    from weeke_pipeline.dicom.convert import inspect_dicom
+    from weeke_pipeline.dicom.table import format_table, write_table
+
+    if not Path(args.dicom_dir).exists():
+        raise UsageError(f"{args.dicom_dir}: no such file or folder")
+    try:
+        _, rows, skipped = inspect_dicom(args.dicom_dir, args.series_table)
+    except ValueError as exc:
+        raise UsageError(str(exc)) from None
+    print(format_table(rows))
+    print(f"{len(rows)} series; {len(skipped)} files skipped")
+    if args.out:
+        print(f"series table written to {write_table(rows, args.out)}")
+    return 0 if rows else 1

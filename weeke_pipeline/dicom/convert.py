@@ -1,0 +1,376 @@
+"""DICOM tree -> de-identified DICOM copies -> dcm2niix (through nipype) -> BIDS raw layout.
+
+Layout (``out_dir``)::
+
+    dataset_description.json
+    deidentification.json                      the method (profile, table, private tags kept)
+    sub-<pseudonym>/sub-<pseudonym>_sessions.tsv       session_id, age_days
+    sub-<pseudonym>/ses-<label>/sub-..._ses-..._scans.tsv  filename, classification
+    sub-<pseudonym>/ses-<label>/anat/sub-<p>_ses-<s>[_run-<n>]_T1w.nii.gz (+ .json)
+                                     .../..._T2w.nii.gz, ..._acq-swi_T2starw.nii.gz
+    sub-<pseudonym>/ses-<label>/dwi/sub-<p>_ses-<s>[_run-<n>]_dwi.nii.gz + .bval .bvec .json
+                                    .../..._desc-scanner_ADC.nii.gz   scanner-computed ADC
+                                    .../..._desc-logfit_ADC.nii.gz  fitted here (no scanner ADC)
+
+Sessions are numbered ``01``, ``02``... per participant in study date order (the dates are read
+in memory before de-identification and never written). Series classified ``localizer`` or
+``other`` are not converted (listed in the result). Both ADC maps are in 10^-6 mm^2/s (sidecar
+``Units``). One failing series never stops the others: its error names the source file and the
+problem, with identifying header values scrubbed.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+import os
+import shutil
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+from weeke_pipeline.dicom import deidentify as deid
+from weeke_pipeline.dicom.discover import Series, Skipped, discover, group_series
+from weeke_pipeline.dicom.table import SeriesRow, read_overrides, series_row
+
+log = logging.getLogger(__name__)
+
+CONVERTED = ("t1w", "t2w", "dwi", "adc", "swi")
+#: classification -> (BIDS datatype folder, suffix with any fixed entities)
+BIDS_NAMES = {
+    "t1w": ("anat", "T1w"),
+    "t2w": ("anat", "T2w"),
+    "swi": ("anat", "acq-swi_T2starw"),
+    "dwi": ("dwi", "dwi"),
+    "adc": ("dwi", "desc-scanner_ADC"),
+}
+ADC_UNITS = "10^-6 mm^2/s"
+#: sidecar keys never written, whatever dcm2niix puts there
+_SIDECAR_DENY = {
+    "PatientName", "PatientID", "PatientBirthDate", "PatientSex", "PatientWeight", "PatientSize",
+    "AccessionNumber", "InstitutionName", "InstitutionAddress", "InstitutionalDepartmentName",
+    "DeviceSerialNumber", "StationName", "StudyID", "StudyDescription", "SeriesDescription",
+    "ProtocolName", "ProcedureStepDescription", "ImageComments", "ReferringPhysicianName",
+    "AcquisitionDateTime", "AcquisitionDate", "AcquisitionTime", "StudyInstanceUID",
+    "SeriesInstanceUID", "BidsGuess", "PatientAge", "ContentTime", "StudyTime", "SeriesTime",
+}
+
+
+@dataclass
+class SeriesResult:
+    """What happened to one source series (no identifying values)."""
+
+    source: str
+    classification: str
+    status: str  # converted | skipped | failed
+    message: str = ""
+    participant: str = ""
+    session: str = ""
+    outputs: list[str] = field(default_factory=list)
+
+
+@dataclass
+class IngestResult:
+    out_dir: str
+    series: list[SeriesResult]
+    skipped_files: list[Skipped]
+    table: list[SeriesRow]
+
+    @property
+    def ok(self) -> bool:
+        return all(s.status != "failed" for s in self.series)
+
+
+# --------------------------------------------------------------------------- helpers
+def ensure_dcm2niix_on_path() -> str:
+    """Put the folder of the PyPI dcm2niix binary on PATH (nipype finds it only there)."""
+    exe = shutil.which("dcm2niix")
+    if exe:
+        return exe
+    import dcm2niix
+
+    folder = str(Path(dcm2niix.bin).parent)
+    os.environ["PATH"] = folder + os.pathsep + os.environ.get("PATH", "")
+    return dcm2niix.bin
+
+
+def resolve_key(key: bytes | str | None, participants: str | Path | None) -> tuple[bytes, str]:
+    """The project key for HMAC pseudonyms and UIDs, and how the pseudonym is chosen."""
+    if key is None and os.environ.get("WEEKE_PROJECT_KEY"):
+        key = os.environ["WEEKE_PROJECT_KEY"]
+    if isinstance(key, str):
+        key = key.encode()
+    if key:
+        how = ("participants table, else HMAC-SHA256(project key, PatientID)"
+               if participants else "HMAC-SHA256(project key, PatientID)")
+        return key, how
+    if participants is None:
+        raise deid.DeidentificationError(
+            "give a participants table or a project key (--key-file / WEEKE_PROJECT_KEY) to "
+            "make pseudonyms")
+    # no key: UIDs are hashed with a key derived from the (site-internal) participants table
+    return hashlib.sha256(Path(participants).read_bytes()).digest(), "participants table"
+
+
+def _study_order_key(series: Series) -> tuple[str, str]:
+    ds = series.first
+    return (str(ds.get("StudyDate", "")), str(ds.get("StudyTime", "")))
+
+
+def _sessions(series: list[Series], pseudonyms: dict[str, str]) -> dict[str, str]:
+    """study_uid -> session label (01, 02, ... per participant by study date)."""
+    per: dict[str, dict[str, tuple[str, str]]] = {}
+    for s in series:
+        p = pseudonyms.get(s.series_uid)
+        if p:
+            per.setdefault(p, {}).setdefault(s.study_uid, _study_order_key(s))
+    out = {}
+    for studies in per.values():
+        for n, uid in enumerate(sorted(studies, key=lambda u: (studies[u], u)), start=1):
+            out[uid] = f"{n:02d}"
+    return out
+
+
+def run_dcm2niix(source_dir: Path, out_dir: Path) -> list[Path]:
+    """Convert one de-identified series folder with nipype's Dcm2niix; return the NIfTI files."""
+    ensure_dcm2niix_on_path()
+    from nipype.interfaces.dcm2nii import Dcm2niix
+
+    out_dir.mkdir(parents=True, exist_ok=True)
+    conv = Dcm2niix(source_dir=str(source_dir), output_dir=str(out_dir), out_filename="conv",
+                    compress="y", bids_format=True, anon_bids=True)
+    conv.run(cwd=str(out_dir))
+    niis = sorted(out_dir.glob("conv*.nii.gz"))
+    if not niis:
+        raise RuntimeError("dcm2niix wrote no image")
+    return niis
+
+
+def clean_sidecar(path: Path, extra: dict[str, object]) -> None:
+    data = json.loads(path.read_text()) if path.exists() else {}
+    data = {k: v for k, v in data.items() if k not in _SIDECAR_DENY}
+    data.update(extra)
+    path.write_text(json.dumps(data, indent=2, sort_keys=True) + "\n")
+
+
+def _move_set(nii: Path, dest_stem: Path) -> list[Path]:
+    """Move conv*.nii.gz and its .json/.bval/.bvec siblings to ``dest_stem`` + extension."""
+    dest_stem.parent.mkdir(parents=True, exist_ok=True)
+    stem = nii.name[: -len(".nii.gz")]
+    moved = []
+    for ext in (".nii.gz", ".json", ".bval", ".bvec"):
+        src = nii.with_name(stem + ext)
+        if src.exists():
+            dst = dest_stem.with_name(dest_stem.name + ext)
+            shutil.move(str(src), dst)
+            moved.append(dst)
+    return moved
+
+
+# --------------------------------------------------------------------------- the steps
+def inspect_dicom(dicom_dir: str | Path, series_table: str | Path | None = None
+                  ) -> tuple[list[Series], list[SeriesRow], list[Skipped]]:
+    """Discover, group and classify; apply an edited series table's classifications."""
+    images, skipped = discover(dicom_dir)
+    series = group_series(images)
+    rows = [series_row(s) for s in series]
+    if series_table is not None:
+        overrides = read_overrides(series_table)
+        for r in rows:
+            if r.series_uid in overrides and overrides[r.series_uid] != r.classification:
+                r.evidence = f"series table override (classifier said {r.classification})"
+                r.classification = overrides[r.series_uid]
+    return series, rows, skipped
+
+
+def ingest_and_convert(
+    dicom_dir: str | Path,
+    out_dir: str | Path,
+    *,
+    participants: str | Path | None = None,
+    series_table: str | Path | None = None,
+    key: bytes | str | None = None,
+    work_dir: str | Path | None = None,
+    compute_adc: bool = True,
+) -> IngestResult:
+    """The whole ingest: classify, de-identify into ``work_dir``, convert into ``out_dir``.
+
+    Works without nipype workflows (nipype's Dcm2niix interface is called directly)."""
+    out_dir = Path(out_dir)
+    work_dir = Path(work_dir) if work_dir else out_dir.parent / (out_dir.name + "_work")
+    uid_key, how = resolve_key(key, participants)
+    pseudo = (deid.Pseudonymizer.from_table(participants, key=uid_key if key or
+                                             os.environ.get("WEEKE_PROJECT_KEY") else None)
+              if participants else deid.Pseudonymizer(key=uid_key))
+    series, rows, skipped = inspect_dicom(dicom_dir, series_table)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    results: list[SeriesResult] = []
+    pseudonyms: dict[str, str] = {}
+    for s, r in zip(series, rows, strict=True):
+        src = s.instances[0].source.label
+        if r.classification not in CONVERTED:
+            results.append(SeriesResult(src, r.classification, "skipped",
+                                        f"{r.classification} series not converted"))
+            continue
+        try:
+            pseudonyms[s.series_uid] = pseudo(str(s.first.get("PatientID", "")))
+        except deid.DeidentificationError as exc:
+            results.append(SeriesResult(src, r.classification, "failed", f"{src}: {exc}"))
+    sessions = _sessions(series, pseudonyms)
+    runs: dict[tuple[str, str, str], int] = {}
+    counts: dict[tuple[str, str, str], int] = {}
+    for s, r in zip(series, rows, strict=True):
+        if s.series_uid in pseudonyms:
+            k = (pseudonyms[s.series_uid], sessions[s.study_uid], r.classification)
+            counts[k] = counts.get(k, 0) + 1
+    ages: dict[tuple[str, str], int | None] = {}
+    for s, r in zip(series, rows, strict=True):
+        if s.series_uid not in pseudonyms:
+            continue
+        p, ses = pseudonyms[s.series_uid], sessions[s.study_uid]
+        k = (p, ses, r.classification)
+        runs[k] = runs.get(k, 0) + 1
+        run = f"run-{runs[k]}_" if counts[k] > 1 else ""
+        res = _convert_one(s, r, p, ses, run, out_dir, work_dir, uid_key)
+        results.append(res)
+        if res.status == "converted":
+            ages.setdefault((p, ses), deid.age_in_days(s.first))
+    if compute_adc:
+        results.extend(add_computed_adc(out_dir, results))
+    _write_records(out_dir, results, ages, how)
+    return IngestResult(str(out_dir), results, skipped, rows)
+
+
+def _convert_one(s: Series, r: SeriesRow, p: str, ses: str, run: str, out_dir: Path,
+                 work_dir: Path, key: bytes) -> SeriesResult:
+    src = s.instances[0].source.label
+    scrub = deid.scrubber(deid.identifying_values(s.first))
+    sid = deid.keyed_uid(s.series_uid, key).rsplit(".", 1)[-1][:16]
+    res = SeriesResult(src, r.classification, "failed", participant=p, session=ses)
+    try:
+        ddir = work_dir / "deid" / sid
+        if ddir.exists():
+            shutil.rmtree(ddir)
+        deid.write_deidentified([i.source for i in s.instances], ddir, pseudonym=p, key=key,
+                                age_days=deid.age_in_days(s.first))
+        cdir = work_dir / "dcm2niix" / sid
+        if cdir.exists():
+            shutil.rmtree(cdir)
+        niis = run_dcm2niix(ddir, cdir)
+        datatype, suffix = BIDS_NAMES[r.classification]
+        base = out_dir / f"sub-{p}" / f"ses-{ses}" / datatype
+        prefix = f"sub-{p}_ses-{ses}_{run}"
+        extra = {"DeidentificationMethod": deid.DEIDENTIFICATION_METHOD,
+                 "WeekeClassification": r.classification,
+                 "WeekeClassificationEvidence": r.evidence}
+        main = niis[0]
+        for nii in niis:
+            tag = nii.name[len("conv"): -len(".nii.gz")].strip("_")
+            if tag == "ADC" and r.classification == "dwi":  # Philips: ADC inside the DWI series
+                stem, cls = base / f"{prefix}desc-scanner_ADC", "adc"
+            elif nii is main:
+                stem, cls = base / f"{prefix}{suffix}", r.classification
+            else:
+                acq = "".join(ch for ch in tag if ch.isalnum())
+                stem, cls = base / f"{prefix}acq-{acq}_{suffix}", r.classification
+            meta = dict(extra, WeekeClassification=cls)
+            if cls == "adc":
+                meta["Units"] = ADC_UNITS
+            moved = _move_set(nii, stem)
+            clean_sidecar(stem.with_name(stem.name + ".json"), meta)
+            res.outputs.extend(str(m.relative_to(out_dir)) for m in moved)
+        if r.classification == "dwi" and not any(o.endswith(".bval") for o in res.outputs):
+            res.status, res.message = "failed", f"{src}: DWI series converted without b-values"
+            return res
+        res.status = "converted"
+        log.info("%s: %s -> %s", src, r.classification, res.outputs[0])
+    except Exception as exc:  # one series must not stop the others
+        res.message = scrub(f"{src}: {type(exc).__name__}: {exc}")
+        log.error("%s", res.message)
+    return res
+
+
+def add_computed_adc(out_dir: Path, results: list[SeriesResult]) -> list[SeriesResult]:
+    """Fit an ADC map for every converted DWI of a session that has no scanner ADC."""
+    import nibabel as nib
+    import numpy as np
+
+    from weeke_pipeline.dicom.adc import fit_adc
+
+    have_adc = {(r.participant, r.session) for r in results if r.status == "converted"
+                and any(o.endswith("_ADC.nii.gz") for o in r.outputs)}
+    new = []
+    for r in results:
+        if r.status != "converted" or r.classification != "dwi":
+            continue
+        if (r.participant, r.session) in have_adc:
+            continue
+        for o in r.outputs:
+            if not o.endswith("_dwi.nii.gz"):
+                continue
+            dwi_path = out_dir / o
+            out = SeriesResult(r.source, "adc", "failed", participant=r.participant,
+                               session=r.session)
+            try:
+                img = nib.load(dwi_path)
+                bvals = np.loadtxt(str(dwi_path).replace(".nii.gz", ".bval"), ndmin=1)
+                adc = fit_adc(np.asarray(img.dataobj, dtype=np.float32), bvals)
+                stem = o.replace("_dwi.nii.gz", "_desc-logfit_ADC")
+                hdr = img.header.copy()
+                hdr.set_data_dtype(np.float32)
+                hdr.set_slope_inter(1, 0)
+                nib.save(nib.Nifti1Image(adc, img.affine, hdr), out_dir / f"{stem}.nii.gz")
+                (out_dir / f"{stem}.json").write_text(json.dumps({
+                    "Units": ADC_UNITS, "Sources": [o], "WeekeClassification": "adc",
+                    "Description": "log-linear least-squares ADC over b-value shells (trace), "
+                                   "Otsu mask on b=0 (weeke_pipeline.dicom.adc.fit_adc)",
+                    "DeidentificationMethod": deid.DEIDENTIFICATION_METHOD,
+                }, indent=2, sort_keys=True) + "\n")
+                out.status, out.outputs = "converted", [f"{stem}.nii.gz", f"{stem}.json"]
+            except Exception as exc:
+                out.message = f"{r.source}: ADC not computed: {type(exc).__name__}: {exc}"
+                out.status = "skipped"
+                log.warning("%s", out.message)
+            new.append(out)
+    return new
+
+
+def _write_records(out_dir: Path, results: list[SeriesResult],
+                   ages: dict[tuple[str, str], int | None], how: str) -> None:
+    desc = out_dir / "dataset_description.json"
+    if not desc.exists():
+        desc.write_text(json.dumps({
+            "Name": "weeke-pipeline de-identified raw data", "BIDSVersion": "1.9.0",
+            "DatasetType": "raw",
+            "GeneratedBy": [{"Name": "weeke-pipeline", "Description": "dcm2niix via nipype"}],
+        }, indent=2) + "\n")
+    (out_dir / "deidentification.json").write_text(
+        json.dumps(deid.record(how), indent=2) + "\n")
+    by_session: dict[tuple[str, str], list[SeriesResult]] = {}
+    for r in results:
+        if r.status == "converted":
+            by_session.setdefault((r.participant, r.session), []).append(r)
+    participants: dict[str, list[str]] = {}
+    for (p, ses), items in sorted(by_session.items()):
+        participants.setdefault(p, []).append(ses)
+        lines = ["filename\tclassification"]
+        for r in items:
+            for o in r.outputs:
+                if o.endswith(".nii.gz"):
+                    rel = Path(o).relative_to(f"sub-{p}/ses-{ses}")
+                    lines.append(f"{rel}\t{r.classification}")
+        (out_dir / f"sub-{p}" / f"ses-{ses}" / f"sub-{p}_ses-{ses}_scans.tsv").write_text(
+            "\n".join(lines) + "\n")
+    for p, sessions in participants.items():
+        rows = ["session_id\tage_days"]
+        for ses in sorted(sessions):
+            age = ages.get((p, ses))
+            rows.append(f"ses-{ses}\t{'n/a' if age is None else age}")
+        (out_dir / f"sub-{p}" / f"sub-{p}_sessions.tsv").write_text("\n".join(rows) + "\n")
+
+
+def result_json(result: IngestResult) -> str:
+    """The per-series outcome as JSON (no identifying values, no source UIDs)."""
+    return json.dumps({"out_dir": result.out_dir,
+                       "series": [asdict(s) for s in result.series],
+                       "skipped_files": [asdict(s) for s in result.skipped_files]}, indent=2)
