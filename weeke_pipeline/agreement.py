@@ -473,8 +473,11 @@ def write_agreement_report(reads_long_df: pd.DataFrame, out_dir: str | Path, *, 
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     df = paired_reads(reads_long_df)
-    if df.empty:
-        raise ValueError("no signed read 1 / read 2 in the reads table: nothing to compare")
+    n_pairs = int(df.groupby("reading_code")["read_number"].nunique().eq(2).sum()) \
+        if len(df) else 0
+    if n_pairs == 0:
+        raise ValueError("no case has signed reads 1 and 2 in the reads table: nothing to "
+                         "compare")
     if form is None:
         from weeke_pipeline.scoring import load_form
 
@@ -494,7 +497,6 @@ def write_agreement_report(reads_long_df: pd.DataFrame, out_dir: str | Path, *, 
         paths[f"ba_{name}_png"], paths[f"ba_{name}_svg"] = png, svg
         figs.append((name, png.name))
     n_cases = df["reading_code"].nunique()
-    n_pairs = int(df.groupby("reading_code")["read_number"].nunique().eq(2).sum())
     undefined = items[items["kappa_na_reason"] != ""]
     parts = [
         "<!doctype html><html><head><meta charset='utf-8'><title>Reader agreement</title>",

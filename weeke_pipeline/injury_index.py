@@ -70,7 +70,8 @@ class Thresholds:
     min_effect: |ln ratio| a region median must move to count (0.08 ~ 8%);
     extensive_effect: |ln ratio| of a region median that marks an extensive (>= 50%) lesion
     (0.15 ~ 16%); extensive_effect_myelinated: the same for myelinated tracts (PLIC,
-    brainstem), where loss of myelination changes T1w/T2w by far more (0.30 ~ 35%);
+    brainstem), where loss of myelination changes T1w/T2w by far more (0.30 ~ 35%), and
+    min_effect_myelinated likewise (0.16): thin tracts have noisy percentiles (partial volume);
     sd_floor: smallest SD used (log units), so a handful of normals cannot give a tiny SD.
     """
 
@@ -78,6 +79,7 @@ class Thresholds:
     min_effect: float = 0.08
     extensive_effect: float = 0.15
     extensive_effect_myelinated: float = 0.30
+    min_effect_myelinated: float = 0.16
     sd_floor: float = 0.03
     atlas_sd: float = 0.05
 
@@ -214,8 +216,10 @@ def region_zscores(metrics: pd.DataFrame, reference: pd.DataFrame,
     same_sign = np.sign(z["z_contra"].fillna(0)) == np.sign(z["z_ref"])
     contra = same_sign & (z["z_contra"].abs() >= t.z_threshold)
     need = np.where(contra, t.z_threshold / 2, t.z_threshold)
-    z["abnormal"] = (z["z_ref"].abs() >= need) & (z["d"].abs() >= t.min_effect)
-    ext_thr = np.where(z["region"].isin(MYELINATED_REGIONS), t.extensive_effect_myelinated,
+    myel = z["region"].isin(MYELINATED_REGIONS)
+    min_eff = np.where(myel, t.min_effect_myelinated, t.min_effect)
+    z["abnormal"] = (z["z_ref"].abs() >= need) & (z["d"].abs() >= min_eff)
+    ext_thr = np.where(myel, t.extensive_effect_myelinated,
                        t.extensive_effect)
     z["extensive"] = z["abnormal"] & z["metric"].isin(EXTENT_METRICS) & \
         (z["d"].abs() >= ext_thr)
@@ -281,7 +285,8 @@ def region_index_loop(metrics: pd.DataFrame, reference: pd.DataFrame,
             contra = (not math.isnan(zc)) and np.sign(zc) == np.sign(zr) and abs(zc) >= \
                 t.z_threshold
             need = t.z_threshold / 2 if contra else t.z_threshold
-            abn = abs(zr) >= need and abs(d) >= t.min_effect
+            min_eff = t.min_effect_myelinated if region in MYELINATED_REGIONS else t.min_effect
+            abn = abs(zr) >= need and abs(d) >= min_eff
             if abn:
                 thr = t.extensive_effect_myelinated if region in MYELINATED_REGIONS else \
                     t.extensive_effect

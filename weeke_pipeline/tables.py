@@ -524,7 +524,7 @@ def redcap_data_dictionary(form: Any) -> pd.DataFrame:
     add("total", "text", "Total score", valid="integer", vmin=0, vmax=form.total_max,
         annotation="@READONLY")
     add("complete", "yesno", "All items scored")
-    return pd.DataFrame(rows).reindex(columns=list(REDCAP_DD_COLUMNS)).fillna("")
+    return pd.DataFrame(rows).reindex(columns=list(REDCAP_DD_COLUMNS)).astype(object).fillna("")
 
 
 _SOURCE_CODE = {"adjudicated": "1", "agreed": "2", "unresolved": "3"}
