@@ -1,0 +1,1 @@
+"""Thin nipype interfaces (``SimpleInterface``) around the package's pure functions."""
