@@ -4,5 +4,7 @@
 set -euo pipefail
 . "$(dirname "$0")/bootstrap.sh" test
 cd "$ROOT"
+# PostgreSQL (reading tests run against it too) and Debian's Chromium (browser tests)
+. "$ROOT/scripts/services.sh"
 ruff check weeke_pipeline tests benchmarks
 exec python -m pytest "$@"

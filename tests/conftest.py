@@ -38,3 +38,33 @@ def dcm2niix_bin() -> str:
     exe = shutil.which("dcm2niix")
     assert exe, "dcm2niix not on PATH (pip install dcm2niix)"
     return exe
+
+
+@pytest.fixture(scope="session")
+def synth_study(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """Two synthetic subjects (sub-01 normal, sub-02 mixed injuries), seed 11, 6 directions."""
+    from weeke_pipeline.synth import generate_study
+
+    out = tmp_path_factory.mktemp("synth_study")
+    generate_study(out, n_subjects=2, seed=11, patterns=["normal", "mixed"], n_directions=6)
+    return out
+
+
+@pytest.fixture(scope="session")
+def synth_converted(synth_study: Path, tmp_path_factory: pytest.TempPathFactory,
+                    dcm2niix_bin: str) -> dict[str, dict[str, Path]]:
+    """Each synthetic subject's series converted with dcm2niix: {subject: {series_dir: nii}}."""
+    import subprocess
+
+    out: dict[str, dict[str, Path]] = {}
+    for sub in sorted(synth_study.glob("sub-*")):
+        conv = tmp_path_factory.mktemp(f"conv_{sub.name}")
+        found: dict[str, Path] = {}
+        for series in sorted((sub / "dicom").iterdir()):
+            dest = conv / series.name
+            dest.mkdir()
+            subprocess.run([dcm2niix_bin, "-z", "y", "-f", "img", "-o", str(dest), str(series)],
+                           check=True, capture_output=True)
+            found[series.name] = dest / "img.nii.gz"
+        out[sub.name] = found
+    return out

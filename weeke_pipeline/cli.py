@@ -17,10 +17,16 @@ from weeke_pipeline import __version__
 
 #: subcommand name -> module implementing it (order = order in ``weeke --help``)
 SUBCOMMANDS: dict[str, str] = {
+    "demo": "weeke_pipeline.commands.demo",
     "synth": "weeke_pipeline.commands.synth",
     "atlas": "weeke_pipeline.commands.atlas",
     "score": "weeke_pipeline.commands.score",
     "forms": "weeke_pipeline.commands.forms",
+    "serve": "weeke_pipeline.commands.serve",
+    "users": "weeke_pipeline.commands.users",
+    "cases": "weeke_pipeline.commands.cases",
+    "audit": "weeke_pipeline.commands.audit",
+    "db": "weeke_pipeline.commands.db",
 }
 
 

@@ -28,6 +28,7 @@ import shutil
 import subprocess
 import tempfile
 from dataclasses import asdict, dataclass, field
+from functools import lru_cache
 from pathlib import Path
 
 import nibabel as nib
@@ -113,6 +114,8 @@ def plan_injuries(pattern: str, rng: np.random.Generator) -> list[Injury]:
             out.append(Injury("thalamus", s, _frac(rng, ext), "signal_deep_gm"))
             out.append(Injury("lentiform", s, _frac(rng, ext), "signal_deep_gm"))
             out.append(Injury("plic", s, _frac(rng, ext), "myelination_loss"))
+            if rng.random() < 0.5:
+                out.append(Injury("caudate", s, _frac(rng, ext), "signal_deep_gm"))
         if rng.random() < 0.5:
             for s in sides:
                 out.append(Injury("brainstem", s, _frac(rng, False), "signal_deep_gm"))
@@ -279,11 +282,22 @@ class SubjectGeometry:
         box = ph.grid_affine()
         lo = box[:3, 3]
         hi = lo + (np.asarray(ph.GRID_SHAPE) - 1) * ph.VOXEL_MM
-        n = self.warp.shape[1]
+        fine = _upsampled(self.warp.tobytes(), self.warp.shape)
+        n = fine.shape[1]
         coords = ((q - lo) / (hi - lo) * (n - 1)).reshape(-1, 3).T
-        disp = np.stack([ndimage.map_coordinates(self.warp[c], coords, order=3, mode="nearest")
+        disp = np.stack([ndimage.map_coordinates(fine[c], coords, order=1, mode="nearest")
                          for c in range(3)], axis=-1)
         return q + disp.reshape(q.shape)
+
+
+@lru_cache(maxsize=4)
+def _upsampled(warp_bytes: bytes, shape: tuple[int, ...]) -> np.ndarray:
+    """Cubic-spline upsampling of the control grid to 31^3 (then sampled trilinearly: the
+    same smooth field at an eighth of the cost of cubic sampling at every voxel)."""
+    warp = np.frombuffer(warp_bytes).reshape(shape)
+    zoom = (30 / (shape[1] - 1),) * 3
+    return np.stack([ndimage.zoom(w, zoom, order=3, mode="nearest", grid_mode=False)
+                     for w in warp])
 
 
 def random_geometry(rng: np.random.Generator) -> SubjectGeometry:

@@ -166,8 +166,11 @@ def build_phantom(shape: tuple[int, int, int] = GRID_SHAPE, voxel: float = VOXEL
     p = np.stack([x - c_cen[0], y - c_cen[1], z - c_cen[2]], axis=-1)
     pn = np.linalg.norm(p, axis=-1) + 1e-6
     depth = (1.0 - rho) * pn / np.maximum(rho, 1e-6)  # mm below the smooth surface, along the ray
-    g = _sulcal_field(p / pn[..., None])
-    sulcus = 10.0 * np.exp(-((g / 0.2) ** 2))  # sulcal depth in mm along the field's zero set
+    # sulcal depth (mm) along the field's zero set; only the outer 12 mm can be reached by it
+    band = (depth > -1.0) & (depth < 12.0)
+    sulcus = np.zeros(shape, dtype=np.float32)
+    g = _sulcal_field((p[band] / pn[band][:, None]).astype(np.float64))
+    sulcus[band] = 10.0 * np.exp(-((g / 0.2) ** 2))
     cb_cen, cb_semi = (0.0, -36.0, -27.0), (29.0, 17.0, 13.0)
     cb_rho = _ellipsoid(x, y, z, cb_cen, cb_semi)
     cerebrum = (depth > sulcus) & (rho < 1.0) & (ax > 1.0) & (cb_rho > 1.25)

@@ -226,7 +226,8 @@ def write_series(volume: np.ndarray, grid: AxialGrid, spec: SeriesSpec, patient:
                     ds.DiffusionDirectionality = "NONE"
             frame = pixels[v, k]
             if compress:
-                ds.compress(RLELossless, frame)
+                # keep our deterministic SOP Instance UID (pydicom would draw a random one)
+                ds.compress(RLELossless, frame, generate_instance_uid=False)
             else:
                 ds.PixelData = frame.tobytes()
             ds.save_as(out_dir / f"IM{instance:05d}.dcm", enforce_file_format=True)

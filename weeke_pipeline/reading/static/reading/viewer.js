@@ -1,0 +1,41 @@
+// Linked multiplanar viewer: one NiiVue instance per sequence (T1w, T2w, ADC), each broadcasting
+// its crosshair and pan/zoom to the others; window/level presets for all at once.
+import { Niivue, SLICE_TYPE } from "../vendor/niivue/index.js";
+
+const config = JSON.parse(document.getElementById("weeke-config").textContent);
+const viewers = [];
+
+async function open(img) {
+  const canvas = document.getElementById(`gl-${img.sequence}`);
+  const nv = new Niivue({ backColor: [0, 0, 0, 1], crosshairColor: [1, 0.2, 0.2, 1], show3Dcrosshair: true });
+  await nv.attachTo(canvas.id);
+  nv.setSliceType(SLICE_TYPE.MULTIPLANAR);
+  await nv.loadVolumes([{ url: img.url, colormap: "gray", name: `${img.sequence}.nii.gz` }]);
+  return nv;
+}
+
+function preset(nv, name) {
+  const vol = nv.volumes[0];
+  if (!vol) return;
+  const lo = vol.robust_min, hi = vol.robust_max, mid = (lo + hi) / 2, half = (hi - lo) / 2;
+  const [a, b] = name === "narrow" ? [mid - half / 2, mid + half / 2]
+    : name === "wide" ? [vol.global_min, vol.global_max] : [lo, hi];
+  vol.cal_min = a; vol.cal_max = b;
+  nv.updateGLVolume();
+}
+
+async function main() {
+  const results = await Promise.allSettled(config.images.map(open));
+  results.forEach((r, i) => {
+    if (r.status === "fulfilled") viewers.push(r.value);
+    else document.querySelector(`#gl-${config.images[i].sequence}`).closest("figure")
+      .querySelector("figcaption").textContent += " (could not load)";
+  });
+  for (const nv of viewers) nv.broadcastTo(viewers.filter((o) => o !== nv), { "2d": true, "3d": true });
+  document.querySelectorAll("[data-preset]").forEach((b) =>
+    b.addEventListener("click", () => viewers.forEach((nv) => preset(nv, b.dataset.preset))));
+  window.weekeViewers = viewers;
+  document.body.dataset.viewersLoaded = String(viewers.length);
+}
+
+main();

@@ -1,0 +1,357 @@
+"""HTTP layer: pages, JSON endpoints and de-identified images, each checked against the role.
+
+Readers see only reading code, postmenstrual age, day of life and sequences, and only their own
+read. A case a user may not see answers 404 (its existence is not revealed).
+"""
+
+from __future__ import annotations
+
+import json
+from datetime import timedelta
+from functools import wraps
+from typing import Any
+
+from django import forms
+from django.conf import settings
+from django.contrib import messages
+from django.contrib.auth import views as auth_views
+from django.contrib.auth.decorators import login_required
+from django.contrib.auth.forms import AuthenticationForm
+from django.http import FileResponse, Http404, HttpRequest, HttpResponse, JsonResponse
+from django.shortcuts import get_object_or_404, redirect, render
+from django.utils import timezone
+from django.views.decorators.http import require_GET, require_POST
+
+from weeke_pipeline.reading import audit, services
+from weeke_pipeline.reading.models import (
+    Adjudication,
+    Case,
+    DatabaseLock,
+    LoginFailure,
+    ReaderAssignment,
+)
+from weeke_pipeline.reading.signals import client_address
+
+
+def roles(user: Any) -> set[str]:
+    if not user.is_authenticated:
+        return set()
+    cached = getattr(user, "_weeke_roles", None)
+    if cached is None:
+        cached = set(user.groups.values_list("name", flat=True))
+        user._weeke_roles = cached
+    return cached
+
+
+def role_required(*allowed: str):  # type: ignore[no-untyped-def]
+    def deco(view):  # type: ignore[no-untyped-def]
+        @wraps(view)
+        @login_required
+        def wrapped(request: HttpRequest, *args: Any, **kwargs: Any) -> HttpResponse:
+            if not roles(request.user) & set(allowed):
+                if request.path.startswith("/api/"):
+                    return JsonResponse({"error": "not allowed for your role"}, status=403)
+                return render(request, "reading/message.html",
+                              {"title": "Not allowed", "text": "Your role cannot open this page."},
+                              status=403)
+            return view(request, *args, **kwargs)
+        return wrapped
+    return deco
+
+
+# ---------------------------------------------------------------- login with throttling
+
+class ThrottledAuthenticationForm(AuthenticationForm):
+    """Refuses a login once a username or client address has too many recent failures."""
+
+    def clean(self) -> dict[str, Any]:
+        username = (self.data.get("username") or "")[:150]
+        since = timezone.now() - timedelta(seconds=settings.WEEKE_LOGIN_WINDOW_S)
+        recent = LoginFailure.objects.filter(at__gte=since)
+        if (recent.filter(username=username).count() >= settings.WEEKE_LOGIN_MAX_FAILURES_USER
+                or recent.filter(address=client_address(self.request)).count()
+                >= settings.WEEKE_LOGIN_MAX_FAILURES_IP):
+            audit.record("anonymous", "login.throttled", object_type="user",
+                         object_id=username[:64])
+            raise forms.ValidationError(
+                "Too many failed logins: try again in "
+                f"{settings.WEEKE_LOGIN_WINDOW_S // 60} minutes.", code="throttled")
+        return super().clean()
+
+
+class LoginView(auth_views.LoginView):
+    template_name = "reading/login.html"
+    authentication_form = ThrottledAuthenticationForm
+    redirect_authenticated_user = True
+
+
+@login_required
+def home(request: HttpRequest) -> HttpResponse:
+    r = roles(request.user)
+    if "reader" in r:
+        return redirect("worklist")
+    if "adjudicator" in r:
+        return redirect("adjudication_list")
+    if "coordinator" in r:
+        return redirect("coordinator")
+    return render(request, "reading/message.html", {
+        "title": "Analyst", "text": "Score and agreement tables are exported with the "
+        "`weeke export` command after database lock."})
+
+
+# ---------------------------------------------------------------- reader
+
+def _assigned_case(request: HttpRequest, code: str) -> Case:
+    assignment = ReaderAssignment.objects.select_related("case").filter(
+        case__code=code, reader=request.user).first()
+    if assignment is None:
+        raise Http404("no such case on your worklist")
+    return assignment.case
+
+
+@role_required("reader")
+def worklist(request: HttpRequest) -> HttpResponse:
+    rows = []
+    assignments = ReaderAssignment.objects.filter(reader=request.user).select_related("case")
+    reads = {r.case_id: r for r in request.user.reads.all()}
+    for a in assignments.order_by("position"):
+        read = reads.get(a.case_id)
+        rows.append({"case": a.case, "status": read.status if read else "not started"})
+    return render(request, "reading/worklist.html",
+                  {"rows": rows, "locked": DatabaseLock.is_locked()})
+
+
+def form_spec(form: Any) -> dict[str, Any]:
+    """The form definition as the page's JavaScript renders it (from the score-engine Form)."""
+    return {
+        "id": form.id, "version": form.version, "title": form.title,
+        "total_max": form.total_max,
+        "subscores": [{"id": s.id, "label": s.label, "max": s.max} for s in form.subscores],
+        "items": [{
+            "id": i.id, "subscore": i.subscore, "label": i.label, "lateralised": i.lateralised,
+            "extents": [{"value": e.value, "label": e.label} for e in i.extents],
+            "max_score": i.max_score, "sequences": list(i.sequences), "help": i.help,
+        } for i in form.items],
+    }
+
+
+def _page_config(request: HttpRequest, case: Case, obj: Any, api: str) -> dict[str, Any]:
+    form = services.form_of(obj)
+    return {
+        "form": form_spec(form),
+        "items": obj.items.get("items", {}),
+        "version": obj.version, "status": obj.status,
+        "signed_at": obj.signed_at.isoformat() if obj.signed_at else None,
+        "api": api, "score_url": f"/api/score/{form.id}/{form.version}",
+        "locked": DatabaseLock.is_locked(),
+        "images": [{"sequence": s, "url": f"/case/{case.code}/image/{s}.nii.gz"}
+                   for s in case.sequences if s in case.images],
+    }
+
+
+@role_required("reader")
+def read_page(request: HttpRequest, code: str) -> HttpResponse:
+    case = _assigned_case(request, code)
+    try:
+        read = services.get_or_create_read(case, request.user)
+    except services.ReadingError as exc:
+        return render(request, "reading/message.html", {"title": "Cannot open", "text": str(exc)},
+                      status=exc.status)
+    config = _page_config(request, case, read, f"/api/case/{case.code}/read")
+    return render(request, "reading/form.html", {"case": case, "config": config,
+                                                 "mode": "read"})
+
+
+def _json_body(request: HttpRequest) -> dict[str, Any]:
+    try:
+        body = json.loads(request.body or b"{}")
+    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+        raise services.ReadingError("the request body is not valid JSON") from exc
+    if not isinstance(body, dict):
+        raise services.ReadingError("expected a JSON object")
+    return body
+
+
+def _version(body: dict[str, Any]) -> int:
+    v = body.get("version")
+    if not isinstance(v, int) or isinstance(v, bool):
+        raise services.ReadingError("missing version of the edited draft")
+    return v
+
+
+def _api(fn):  # type: ignore[no-untyped-def]
+    """Turn ReadingError into a JSON error with its status."""
+    @wraps(fn)
+    def wrapped(request: HttpRequest, *args: Any, **kwargs: Any) -> HttpResponse:
+        try:
+            return JsonResponse(fn(request, *args, **kwargs))
+        except services.ReadingError as exc:
+            return JsonResponse({"error": str(exc), "item": exc.item}, status=exc.status)
+    return wrapped
+
+
+def _dispatch(request: HttpRequest, obj: Any, action: str) -> dict[str, Any]:
+    if request.method == "GET" and action == "":
+        form = services.form_of(obj)
+        return services.score_response(obj, form, obj.items.get("items", {})) | {
+            "items": obj.items.get("items", {})}
+    if request.method != "POST":
+        raise services.ReadingError("use POST")
+    body = _json_body(request)
+    if action == "":
+        return services.save_draft(obj, request.user, body, _version(body))
+    if action == "sign":
+        return services.sign(obj, request.user, body.get("password", ""), _version(body))
+    if action == "revise":
+        return services.revise(obj, request.user, body, body.pop("reason", ""),
+                               body.pop("password", ""), _version(body))
+    raise Http404
+
+
+@role_required("reader")
+@_api
+def read_api(request: HttpRequest, code: str, action: str = "") -> dict[str, Any]:
+    case = _assigned_case(request, code)
+    read = services.get_or_create_read(case, request.user)
+    return _dispatch(request, read, action)
+
+
+@role_required("reader", "adjudicator")
+@require_POST
+@_api
+def score_api(request: HttpRequest, form_id: str, version: str) -> dict[str, Any]:
+    """Live subscores and total for the items on screen (nothing is stored)."""
+    from weeke_pipeline.scoring import FormError
+
+    try:
+        form = services.get_form(form_id, version)
+    except FormError as exc:
+        raise services.ReadingError(str(exc)) from exc
+    items = services.clean_items(form, _json_body(request))
+    return services.score_response(None, form, items)
+
+
+# ---------------------------------------------------------------- images
+
+def _may_view_images(user: Any, case: Case) -> bool:
+    r = roles(user)
+    if "coordinator" in r:
+        return True
+    if "reader" in r and ReaderAssignment.objects.filter(case=case, reader=user).exists():
+        return True
+    return "adjudicator" in r and (Adjudication.objects.filter(case=case).exists()
+                                   or services.needs_adjudication(case))
+
+
+@login_required
+@require_GET
+def image(request: HttpRequest, code: str, sequence: str) -> HttpResponse:
+    case = Case.objects.filter(code=code).first()
+    if case is None or not _may_view_images(request.user, case) or sequence not in case.images:
+        raise Http404("no such image")
+    path = settings.WEEKE_DATA_DIR / case.images[sequence]
+    # FileResponse closes the file when the response is done
+    response = FileResponse(open(path, "rb"),  # noqa: SIM115
+                            content_type="application/octet-stream")
+    response["Cache-Control"] = "private, no-store"
+    return response
+
+
+# ---------------------------------------------------------------- adjudicator
+
+def _adjudication_cases() -> list[dict[str, Any]]:
+    rows = []
+    for case in Case.objects.order_by("code"):
+        adj = Adjudication.objects.filter(case=case).first()
+        if adj is not None or services.needs_adjudication(case):
+            rows.append({"case": case, "status": adj.status if adj else "to do"})
+    return rows
+
+
+@role_required("adjudicator")
+def adjudication_list(request: HttpRequest) -> HttpResponse:
+    return render(request, "reading/adjudication_list.html",
+                  {"rows": _adjudication_cases(), "locked": DatabaseLock.is_locked()})
+
+
+def _adjudication_case(code: str) -> Case:
+    case = get_object_or_404(Case, code=code)
+    if not (Adjudication.objects.filter(case=case).exists() or services.needs_adjudication(case)):
+        raise Http404("this case does not need adjudication")
+    return case
+
+
+@role_required("adjudicator")
+def adjudication_page(request: HttpRequest, code: str) -> HttpResponse:
+    case = _adjudication_case(code)
+    try:
+        adj = services.get_or_create_adjudication(case, request.user)
+    except services.ReadingError as exc:
+        return render(request, "reading/message.html", {"title": "Cannot open", "text": str(exc)},
+                      status=exc.status)
+    reads = services.signed_reads(case)[:2]
+    form = services.form_of(adj)
+    differ = set(services.differing_items(reads[0], reads[1]))
+    rows = []
+    for item in form.items:
+        cells = []
+        for r in reads:
+            v = r.items.get("items", {}).get(item.id)
+            cells.append(_describe(item, v))
+        rows.append({"label": item.label, "id": item.id, "cells": cells,
+                     "differs": item.id in differ})
+    config = _page_config(request, case, adj, f"/api/case/{case.code}/consensus")
+    return render(request, "reading/form.html", {"case": case, "config": config,
+                                                 "mode": "consensus", "rows": rows})
+
+
+def _describe(item: Any, value: dict[str, Any] | None) -> str:
+    if not value:
+        return "not scored"
+    if value.get("assessable") is False:
+        return f"not assessable ({value.get('reason', '')})"
+    extent = next((e.label for e in item.extents if e.value == value.get("extent")),
+                  str(value.get("extent")))
+    lat = {1: "unilateral", 2: "bilateral"}.get(value.get("laterality") or 0, "")
+    return f"{value.get('extent')}: {extent}" + (f", {lat}" if lat else "")
+
+
+@role_required("adjudicator")
+@_api
+def consensus_api(request: HttpRequest, code: str, action: str = "") -> dict[str, Any]:
+    case = _adjudication_case(code)
+    adj = services.get_or_create_adjudication(case, request.user)
+    return _dispatch(request, adj, action)
+
+
+# ---------------------------------------------------------------- coordinator
+
+@role_required("coordinator")
+def coordinator(request: HttpRequest) -> HttpResponse:
+    rows = []
+    for case in Case.objects.prefetch_related("assignments__reader", "reads").order_by("code"):
+        reads = {r.reader_id: r.status for r in case.reads.all()}
+        adj = Adjudication.objects.filter(case=case).first()
+        rows.append({
+            "case": case,
+            "readers": [(a.reader.username, reads.get(a.reader_id, "not started"))
+                        for a in case.assignments.all()],
+            "adjudication": adj.status if adj else
+            ("needed" if services.needs_adjudication(case) else "-"),
+        })
+    return render(request, "reading/coordinator.html", {
+        "rows": rows, "locked": DatabaseLock.is_locked(),
+        "lock_history": DatabaseLock.objects.select_related("by").order_by("-id")[:20],
+        "audit": audit.verify()})
+
+
+@role_required("coordinator")
+@require_POST
+def coordinator_lock(request: HttpRequest) -> HttpResponse:
+    want = request.POST.get("action") == "lock"
+    try:
+        services.set_lock(request.user, want, request.POST.get("reason", ""))
+        messages.success(request, "Database locked." if want else "Database unlocked.")
+    except services.ReadingError as exc:
+        messages.error(request, str(exc))
+    return redirect("coordinator")
