@@ -9,7 +9,6 @@ from pathlib import Path
 import nibabel as nib
 import numpy as np
 import pytest
-from nibabel.processing import resample_from_to
 
 from weeke_pipeline import dti, dti_qc
 from weeke_pipeline.atlas.regions import BY_INDEX, label_index
@@ -163,23 +162,21 @@ def synthetic(tmp_path_factory: pytest.TempPathFactory, dcm2niix_bin: str) -> di
 
 
 def _truth_on_dwi(sub: dict, result: dti.DTIResult) -> dict[str, np.ndarray]:
-    """Truth maps resampled to the DWI grid (labels nearest, FA/MD linear) + region volumes."""
-    ref = nib.Nifti1Image(result.mask.astype(np.uint8), result.affine)
+    """Truth on the DWI grid (synth samples it at the points the DWI signal came from) and
+    region volumes (mL) from the T2w-grid labels."""
     t = sub["truth"]
     name = t.parent.name
+    out: dict[str, np.ndarray] = {}
+    for key, fname in (("dseg", "dseg"), ("lesion", "desc-lesion_mask"), ("FA", "desc-true_FA"),
+                       ("MD", "desc-true_MD")):
+        img = nib.load(t / f"{name}_space-dwi_{fname}.nii.gz")
+        assert img.shape == result.mask.shape and np.allclose(img.affine, result.affine, atol=1e-3)
+        arr = np.asarray(img.dataobj)
+        out[key] = arr.astype(int) if key in ("dseg", "lesion") else arr.astype(np.float64)
     dseg_img = nib.load(t / f"{name}_dseg.nii.gz")
     vox_ml = float(np.prod(dseg_img.header.get_zooms()[:3])) / 1000.0
-    out = {
-        "dseg": np.asarray(resample_from_to(dseg_img, ref, order=0).dataobj).astype(int),
-        "lesion": np.asarray(resample_from_to(nib.load(t / f"{name}_desc-lesion_mask.nii.gz"),
-                                              ref, order=0).dataobj).astype(int),
-        "volume_ml": np.bincount(np.asarray(dseg_img.dataobj).astype(int).ravel(),
-                                 minlength=256) * vox_ml,
-    }
-    for m in ("FA", "MD"):
-        img = nib.load(t / f"{name}_desc-true_{m}.nii.gz")
-        img = nib.Nifti1Image(np.asarray(img.dataobj, dtype=np.float32), img.affine)
-        out[m] = np.asarray(resample_from_to(img, ref, order=1).dataobj)
+    out["volume_ml"] = np.bincount(np.asarray(dseg_img.dataobj).astype(int).ravel(),
+                                   minlength=256) * vox_ml
     return out
 
 
@@ -215,12 +212,13 @@ def test_synthetic_fa_md_within_10_percent_with_mppca(synthetic) -> None:
 
 @pytest.mark.slow
 def test_synthetic_default_fit_accurate_in_white_matter_and_md(synthetic) -> None:
-    """Default fit (no denoising): MD within 10% everywhere, FA within 10% where FA >= 0.2."""
+    """Default fit (WLS, no denoising): MD within 10% everywhere, FA within 10% where FA >= 0.2
+    and within 20% in low-anisotropy tissue (the noise floor raises FA ~0.1 by 5-10% here)."""
     for key in ("01", "02"):
         sub = synthetic[key]
         errs = _region_errors(sub["result"], _truth_on_dwi(sub, sub["result"]))
-        bad = {k: (round(f, 3), round(m, 3)) for k, (f, m, fa, _) in errs.items()
-               if abs(m) > 0.10 or (fa >= 0.2 and abs(f) > 0.10)}
+        bad = {k: (round(f, 3), round(m, 3)) for k, (f, m, fa, tissue) in errs.items()
+               if abs(m) > 0.10 or (tissue != "csf" and abs(f) > (0.10 if fa >= 0.2 else 0.20))}
         assert not bad, f"sub-{key}: regions outside 10% of truth: {bad}"
 
 
@@ -329,7 +327,6 @@ TENSOR_SERIES = ("siemens_xa30_dwi", "canon_enhanced_dwi", "uih_mosaic_dti",
                  "philips_ingenia_dwi")
 
 
-@pytest.mark.slow
 @pytest.mark.shared_data
 @pytest.mark.parametrize("folder", TENSOR_SERIES)
 def test_real_vendor_dwi_tensor_and_gradient_check(shared_data: Path, dcm2niix_bin: str,
@@ -347,7 +344,6 @@ def test_real_vendor_dwi_tensor_and_gradient_check(shared_data: Path, dcm2niix_b
     assert second < 0.85 * res.check.scores["identity"]
 
 
-@pytest.mark.slow
 @pytest.mark.shared_data
 def test_real_siemens_mosaic_with_one_direction_falls_back_to_adc(
         shared_data: Path, dcm2niix_bin: str, tmp_path: Path) -> None:

@@ -161,7 +161,9 @@ def denoise(data: np.ndarray, bvals: np.ndarray, method: str = "none",
     if method == "mppca":
         from dipy.denoise.localpca import mppca
 
-        return mppca(data, mask=mask, patch_radius=2, suppress_warning=True).astype(np.float32)
+        with np.errstate(invalid="ignore", divide="ignore"):  # empty patches outside the mask
+            out = mppca(data, mask=mask, patch_radius=2, suppress_warning=True)
+        return np.nan_to_num(out).astype(np.float32)
     if method == "patch2self":
         from dipy.denoise.patch2self import patch2self
 
