@@ -15,6 +15,8 @@ Layout per subject (``weeke synth --out DIR``)::
     DIR/sub-<id>/truth/sub-<id>_dseg.nii.gz       true labels on that grid (atlas numbering)
     DIR/sub-<id>/truth/sub-<id>_desc-lesion_mask.nii.gz   planted lesions (injury number)
     DIR/sub-<id>/truth/sub-<id>_desc-true_FA.nii.gz, ..._desc-true_MD.nii.gz  (MD in 10^-6 mm^2/s)
+    DIR/sub-<id>/truth/sub-<id>_space-dwi_{dseg,desc-lesion_mask,desc-true_FA,desc-true_MD}.nii.gz
+                                                   the same on the DWI grid (dcm2niix's)
     DIR/sub-<id>/truth/sub-<id>_truth.json        injuries and the Weeke items a perfect reader
                                                    would score (score engine input format)
 
@@ -510,6 +512,21 @@ def generate_subject(out_dir: Path, subject: str, *, seed: int, number: int, pat
                truth / f"sub-{subject}_desc-true_FA.nii.gz")
     save_nifti(np.rint(_sample(maps["ADC"], q, order=1)).astype(np.uint16), t2.affine,
                truth / f"sub-{subject}_desc-true_MD.nii.gz")
+    # the same truth on the DWI grid, sampled at the points the DWI signal was generated from
+    # (resampling the T2w-grid truth blurs thin structures by more than a fit's error)
+    with tempfile.TemporaryDirectory() as tmp:
+        dw = _dcm2niix_grid(dicom_dir / f"{specs['DWI'].number:02d}_{specs['DWI'].description}",
+                            Path(tmp))
+    dw_affine = dw.affine
+    q = geom.to_template(_grid_world(dw))
+    save_nifti(_sample(phantom.dseg, q, order=0).astype(np.uint8), dw_affine,
+               truth / f"sub-{subject}_space-dwi_dseg.nii.gz")
+    save_nifti(_sample(lesion, q, order=0).astype(np.uint8), dw_affine,
+               truth / f"sub-{subject}_space-dwi_desc-lesion_mask.nii.gz")
+    save_nifti(np.round(_sample(maps["FA"], q, order=1), 3).astype(np.float32), dw_affine,
+               truth / f"sub-{subject}_space-dwi_desc-true_FA.nii.gz")
+    save_nifti(np.rint(_sample(maps["ADC"], q, order=1)).astype(np.uint16), dw_affine,
+               truth / f"sub-{subject}_space-dwi_desc-true_MD.nii.gz")
 
     truth_doc = {
         "subject": subject,
