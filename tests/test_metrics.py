@@ -27,7 +27,7 @@ def _random_subject(seed: int, shape=(24, 28, 20), missing=(5, 17)):
     return labels, t1w, t2w, adc
 
 
-def _reference(labels, t1w, t2w, adc, thresholds, ref_labels, vox):
+def _reference(labels, t1w, t2w, adc, thresholds, ref_labels, vox, fa):
     """Per-label loop with boolean masks (the obvious implementation)."""
     out = {m: np.full(N + 1, np.nan) for m in M.metric_names(thresholds)}
     ref = {c: np.median(img[np.isin(labels, ref_labels)]) for c, img in
@@ -40,6 +40,11 @@ def _reference(labels, t1w, t2w, adc, thresholds, ref_labels, vox):
         for c, img in (("t1w", t1w), ("t2w", t2w)):
             out[f"{c}_median"][k] = np.median(img[m])
             out[f"{c}_norm"][k] = np.median(img[m]) / ref[c]
+            out[f"{c}_p25_norm"][k] = np.percentile(img[m], 25) / ref[c]
+            out[f"{c}_p75_norm"][k] = np.percentile(img[m], 75) / ref[c]
+        f = fa[m]
+        out["fa_mean"][k], out["fa_median"][k] = f.mean(), np.median(f)
+        out["fa_p10"][k] = np.percentile(f, 10)
         a = adc[m]
         a = a[np.isfinite(a)]
         out["adc_mean"][k] = a.mean()
@@ -54,9 +59,12 @@ def _reference(labels, t1w, t2w, adc, thresholds, ref_labels, vox):
 def test_vectorised_matches_per_label_reference(seed):
     labels, t1w, t2w, adc = _random_subject(seed)
     thresholds = (650.0, 800.0, 1000.0)
+    fa = np.random.default_rng(seed + 10).uniform(0, 0.8, labels.shape)
     got = M.compute_region_metrics(labels, voxel_volume_mm3=0.5, t1w=t1w, t2w=t2w, adc=adc,
-                                   adc_thresholds=thresholds, reference="cerebellum")
-    want = _reference(labels, t1w, t2w, adc, thresholds, indices_for(tissue="cerebellum"), 0.5)
+                                   adc_thresholds=thresholds, reference="cerebellum",
+                                   tensor={"fa": fa})
+    want = _reference(labels, t1w, t2w, adc, thresholds, indices_for(tissue="cerebellum"), 0.5,
+                      fa)
     for m in M.metric_names(thresholds):
         np.testing.assert_allclose(got[m][1:], want[m][1:], rtol=1e-12, atol=1e-12,
                                    equal_nan=True, err_msg=m)

@@ -19,6 +19,7 @@ from weeke_pipeline import __version__
 SUBCOMMANDS: dict[str, str] = {
     "inspect": "weeke_pipeline.commands.inspect",
     "demo": "weeke_pipeline.commands.demo",
+    "run": "weeke_pipeline.commands.run",
     "synth": "weeke_pipeline.commands.synth",
     "atlas": "weeke_pipeline.commands.atlas",
     "score": "weeke_pipeline.commands.score",

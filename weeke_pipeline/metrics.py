@@ -41,6 +41,9 @@ from weeke_pipeline.atlas.regions import BY_INDEX, REGIONS, indices_for
 
 DEFAULT_ADC_THRESHOLDS: tuple[float, ...] = (800.0, 1000.0)
 CONTRASTS = ("t1w", "t2w")
+#: diffusion tensor maps (FA dimensionless; MD, AD, RD in 10^-6 mm^2/s) and their statistics
+TENSOR_MAPS = ("fa", "md", "ad", "rd")
+TENSOR_STATS = ("mean", "median", "p10")
 COLUMNS = ("subject", "region", "hemisphere", "label", "metric", "value")
 
 
@@ -196,9 +199,10 @@ def metric_names(adc_thresholds: Sequence[float] = DEFAULT_ADC_THRESHOLDS) -> li
     """Names of the per-label metrics, in output order."""
     names = ["volume_mm3"]
     for c in CONTRASTS:
-        names += [f"{c}_median", f"{c}_norm"]
+        names += [f"{c}_median", f"{c}_norm", f"{c}_p25_norm", f"{c}_p75_norm"]
     names += ["adc_mean", "adc_median", "adc_p10"]
     names += [f"adc_frac_below_{t:g}" for t in adc_thresholds]
+    names += [f"{m}_{s}" for m in TENSOR_MAPS for s in TENSOR_STATS]
     return names
 
 
@@ -207,11 +211,16 @@ def compute_region_metrics(labels: np.ndarray, *, voxel_volume_mm3: float,
                            adc: np.ndarray | None = None,
                            adc_thresholds: Sequence[float] = DEFAULT_ADC_THRESHOLDS,
                            reference: str | Sequence[int] = "cerebellum",
-                           brain_mask: np.ndarray | None = None) -> dict[str, np.ndarray]:
+                           brain_mask: np.ndarray | None = None,
+                           tensor: Mapping[str, np.ndarray] | None = None,
+                           ) -> dict[str, np.ndarray]:
     """All per-label metrics as arrays indexed by label (0..max regions.py index).
 
     Images must be on the label map's grid (T2w space). ``brain_mask`` (optional) restricts
     intensity/ADC statistics to the brain (volumes always count every labelled voxel).
+    ``tensor`` maps ``fa``/``md``/``ad``/``rd`` to tensor maps (mean, median, 10th percentile).
+    ``<c>_p25_norm``/``<c>_p75_norm``: the region's 25th/75th intensity percentile over the
+    reference tissue's median (sensitive to a partly abnormal region).
     """
     lab = np.asarray(labels)
     if lab.ndim != 3:
@@ -222,7 +231,12 @@ def compute_region_metrics(labels: np.ndarray, *, voxel_volume_mm3: float,
     if not np.issubdtype(lab.dtype, np.integer):
         lab = np.rint(lab).astype(np.int32)
     n = max(BY_INDEX)
-    for name, img in (("T1w", t1w), ("T2w", t2w), ("ADC", adc), ("brain mask", brain_mask)):
+    tensor = {k.lower(): v for k, v in (tensor or {}).items()}
+    unknown = sorted(set(tensor) - set(TENSOR_MAPS))
+    if unknown:
+        raise ValueError(f"unknown tensor map(s) {unknown}; expected {TENSOR_MAPS}")
+    for name, img in (("T1w", t1w), ("T2w", t2w), ("ADC", adc), ("brain mask", brain_mask),
+                      *((k.upper(), v) for k, v in tensor.items())):
         _check_shape(name, img, lab.shape)
     everything = LabelIndex(lab, n)
     counts = np.bincount(everything.lab, minlength=n + 1)
@@ -233,15 +247,17 @@ def compute_region_metrics(labels: np.ndarray, *, voxel_volume_mm3: float,
     is_ref[[i for i in _reference_labels(reference) if 0 < i <= n]] = True
     for c, img in (("t1w", t1w), ("t2w", t2w)):
         if img is None:
-            out[f"{c}_median"], out[f"{c}_norm"] = nan.copy(), nan.copy()
+            for m in ("median", "norm", "p25_norm", "p75_norm"):
+                out[f"{c}_{m}"] = nan.copy()
             continue
         lk, v = index.gather(img)
-        st = grouped_percentiles(lk, v, n + 1, (50,))
+        st = grouped_percentiles(lk, v, n + 1, (25, 50, 75))
         out[f"{c}_median"] = st["p50"]
         ref_vals = v[is_ref[lk]]
         ref = float(np.median(ref_vals)) if ref_vals.size else np.nan
         with np.errstate(invalid="ignore", divide="ignore"):
-            out[f"{c}_norm"] = st["p50"] / ref if ref else nan.copy()
+            for q, m in ((50, "norm"), (25, "p25_norm"), (75, "p75_norm")):
+                out[f"{c}_{m}"] = st[f"p{q}"] / ref if ref else nan.copy()
     if adc is None:
         for m in ("adc_mean", "adc_median", "adc_p10"):
             out[m] = nan.copy()
@@ -252,6 +268,13 @@ def compute_region_metrics(labels: np.ndarray, *, voxel_volume_mm3: float,
         out["adc_mean"], out["adc_median"], out["adc_p10"] = st["mean"], st["p50"], st["p10"]
         for t in adc_thresholds:
             out[f"adc_frac_below_{t:g}"] = st[f"below_{t:g}"]
+    for m in TENSOR_MAPS:
+        if m not in tensor:
+            for stat in TENSOR_STATS:
+                out[f"{m}_{stat}"] = nan.copy()
+            continue
+        st = label_stats(index, tensor[m], n, percentiles=(50, 10))
+        out[f"{m}_mean"], out[f"{m}_median"], out[f"{m}_p10"] = st["mean"], st["p50"], st["p10"]
     return out
 
 
@@ -292,7 +315,8 @@ def metrics_table(subject: str, per_label: Mapping[str, np.ndarray],
 def region_metrics(subject: str, labels: Any, *, t1w: Any | None = None, t2w: Any | None = None,
                    adc: Any | None = None, brain_mask: Any | None = None,
                    adc_thresholds: Sequence[float] = DEFAULT_ADC_THRESHOLDS,
-                   reference: str | Sequence[int] = "cerebellum") -> pd.DataFrame:
+                   reference: str | Sequence[int] = "cerebellum",
+                   tensor: Mapping[str, Any] | None = None) -> pd.DataFrame:
     """Long metrics table of one subject from NIfTI paths (or nibabel images) in T2w space."""
     import nibabel as nib
 
@@ -310,7 +334,9 @@ def region_metrics(subject: str, labels: Any, *, t1w: Any | None = None, t2w: An
         raise ValueError("a label map is required")
     grid = lab_img.affine
     arrays = {}
-    for name, x in (("T1w", t1w), ("T2w", t2w), ("ADC", adc), ("brain mask", brain_mask)):
+    tensor_in = {k.lower(): v for k, v in (tensor or {}).items() if v is not None}
+    for name, x in (("T1w", t1w), ("T2w", t2w), ("ADC", adc), ("brain mask", brain_mask),
+                    *((k.upper(), v) for k, v in tensor_in.items())):
         arr, img = load(x, name)
         if img is not None:
             if arr.ndim == 4 and arr.shape[3] == 1:
@@ -322,7 +348,8 @@ def region_metrics(subject: str, labels: Any, *, t1w: Any | None = None, t2w: An
     vox = float(abs(np.linalg.det(grid[:3, :3])))
     per_label = compute_region_metrics(
         lab, voxel_volume_mm3=vox, t1w=arrays["T1w"], t2w=arrays["T2w"], adc=arrays["ADC"],
-        brain_mask=arrays["brain mask"], adc_thresholds=adc_thresholds, reference=reference)
+        brain_mask=arrays["brain mask"], adc_thresholds=adc_thresholds, reference=reference,
+        tensor={k: arrays[k.upper()] for k in tensor_in})
     return metrics_table(subject, per_label, adc_thresholds)
 
 
@@ -341,6 +368,12 @@ def _metric_dictionary(adc_thresholds: Sequence[float], reference: str | Sequenc
         d[f"{c}_norm"] = {"LongName": f"Normalised {cname} intensity", "Units": "ratio",
                           "Description": f"{c}_median divided by the median {cname} signal of"
                                          f" the reference tissue ({ref})."}
+        for q in (25, 75):
+            d[f"{c}_p{q}_norm"] = {
+                "LongName": f"Normalised {cname} {q}th percentile", "Units": "ratio",
+                "Description": f"{q}th percentile of the region's {cname} signal divided by"
+                               f" the reference tissue's median ({ref}); picks up an abnormal"
+                               " part of a region."}
     d["adc_mean"] = {"LongName": "ADC mean", "Units": "10^-6 mm^2/s",
                      "Description": "Mean apparent diffusion coefficient of the region."}
     d["adc_median"] = {"LongName": "ADC median", "Units": "10^-6 mm^2/s",
@@ -352,6 +385,18 @@ def _metric_dictionary(adc_thresholds: Sequence[float], reference: str | Sequenc
         d[f"adc_frac_below_{t:g}"] = {
             "LongName": f"Fraction of ADC below {t:g}", "Units": "fraction",
             "Description": f"Fraction of the region's voxels with ADC < {t:g} x 10^-6 mm^2/s."}
+    for m, long, units in (("fa", "fractional anisotropy", "dimensionless"),
+                           ("md", "mean diffusivity", "10^-6 mm^2/s"),
+                           ("ad", "axial diffusivity", "10^-6 mm^2/s"),
+                           ("rd", "radial diffusivity", "10^-6 mm^2/s")):
+        for stat, what in (("mean", "Mean"), ("median", "Median"),
+                           ("p10", "10th percentile of")):
+            d[f"{m}_{stat}"] = {
+                "LongName": f"{long} {stat}", "Units": units,
+                "Description": f"{what} the region's {long} from the diffusion tensor fit"
+                               " (dipy, on the T2w grid); n/a without a DWI of 6+ directions."
+                               + (" Lower FA at 1 month marks injured white matter."
+                                  if m == "fa" else "")}
     for m in list(d):
         d[f"ai_{m}"] = {"LongName": f"Asymmetry index of {m}", "Units": "dimensionless",
                         "Description": f"2 (L - R) / (L + R) of {m} between the left and right"

@@ -44,6 +44,7 @@ class SubjectInputs:
     t1w: str | None = None
     dwi: str | None = None
     bval: str | None = None
+    bvec: str | None = None
     adc: str | None = None
 
 
@@ -99,10 +100,14 @@ def find_sessions(rawdata: Path) -> list[SubjectInputs]:
             continue
         dwi = first("dwi/*_dwi.nii.gz")
         bval = dwi.replace(".nii.gz", ".bval") if dwi else None
+        bvec = dwi.replace(".nii.gz", ".bvec") if dwi else None
+        has_grad = bool(bval and bvec and Path(bval).is_file() and Path(bvec).is_file())
+        if dwi and not has_grad:
+            log.warning("sub-%s ses-%s: DWI without bval/bvec is not used", sub, ses)
         found.append(SubjectInputs(
             subject=sub, session=ses, t2w=t2w, t1w=first("anat/*_T1w.nii.gz"),
-            dwi=dwi if bval and Path(bval).is_file() else None,
-            bval=bval if bval and Path(bval).is_file() else None,
+            dwi=dwi if has_grad else None, bval=bval if has_grad else None,
+            bvec=bvec if has_grad else None,
             adc=first("dwi/*_desc-scanner_ADC.nii.gz") or first("dwi/*_desc-logfit_ADC.nii.gz")))
     return found
 
@@ -161,8 +166,9 @@ def build_workflow(cfg: RunConfig, sessions: list[SubjectInputs], *, deriv: Path
             derivatives_dir=str(deriv), run_config=cfg.to_toml(provenance),
             has_t1w=s.t1w is not None, has_dwi=s.dwi is not None, has_adc=s.adc is not None,
             preset=cfg.preset, adc_thresholds=tuple(cfg.adc_thresholds),
-            reference_tissue=cfg.reference_tissue, name=f"sub_{s.subject}_ses_{s.session}_wf")
-        for key in ("t2w", "t1w", "dwi", "bval", "adc"):
+            reference_tissue=cfg.reference_tissue, dti=cfg.dti,
+            name=f"sub_{s.subject}_ses_{s.session}_wf")
+        for key in ("t2w", "t1w", "dwi", "bval", "bvec", "adc"):
             value = getattr(s, key)
             if value is not None:
                 setattr(sub_wf.get_node("inputnode").inputs, key, value)

@@ -345,6 +345,7 @@ class RegistrationResult:
     command: list[str]
     similarity_before: dict[str, float] = field(default_factory=dict)
     similarity_after: dict[str, float] = field(default_factory=dict)
+    note: str = ""                      # e.g. why the identity transform was kept
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -463,10 +464,29 @@ def register_within_subject(t2w: Any, moving: Any, outprefix: str | os.PathLike[
     fixed_mask = inclusion_mask(t2w, exclusion=exclusion_mask, region=brain_mask,
                                 dilate_mm=p.fixed_mask_dilation_mm if brain_mask is not None
                                 else 0.0)
-    return register(t2w, moving, p.within_subject, outprefix, fixed_mask=fixed_mask,
-                    random_seed=p.random_seed, winsorize=p.winsorize,
-                    histogram_matching=p.histogram_matching,
-                    similarity_mask=brain_mask if brain_mask is not None else fixed_mask)
+    res = register(t2w, moving, p.within_subject, outprefix, fixed_mask=fixed_mask,
+                   random_seed=p.random_seed, winsorize=p.winsorize,
+                   histogram_matching=p.histogram_matching,
+                   similarity_mask=brain_mask if brain_mask is not None else fixed_mask)
+    before = res.similarity_before.get("nmi", float("nan"))
+    after = res.similarity_after.get("nmi", float("nan"))
+    if after < before - IDENTITY_FALLBACK_NMI:
+        # Same session, scanner coordinates: the identity is the prior. A rigid result that
+        # fits worse than it (e.g. GC on inverted T1w/T2w contrast) is not kept.
+        import ants
+
+        tx = ants.create_ants_transform(transform_type="AffineTransform", dimension=3)
+        ants.write_transform(tx, res.forward_transforms[0])
+        apply_transforms(moving, t2w, res.forward_transforms, out=res.warped)
+        res.note = (f"identity kept: the rigid result lowered NMI from {before:.3f} to "
+                    f"{after:.3f}")
+        res.similarity_after = dict(res.similarity_before)
+        LOG.warning("%s: %s", _name(moving), res.note)
+    return res
+
+
+#: keep the identity when rigid registration lowers NMI by more than this (same session)
+IDENTITY_FALLBACK_NMI = 0.005
 
 
 @dataclass

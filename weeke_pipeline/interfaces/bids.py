@@ -54,6 +54,41 @@ class ExtractB0(SimpleInterface):
         return runtime
 
 
+class _ToT2wInputSpec(BaseInterfaceInputSpec):
+    t2w = File(exists=True, mandatory=True, desc="reference grid")
+    transform = File(exists=True, mandatory=True, desc="rigid DWI -> T2w transform (ITK)")
+    fa = File(exists=True)
+    md = File(exists=True)
+    ad = File(exists=True)
+    rd = File(exists=True)
+
+
+class _ToT2wOutputSpec(TraitedSpec):
+    fa = File(exists=True)
+    md = File(exists=True)
+    ad = File(exists=True)
+    rd = File(exists=True)
+
+
+class TensorMapsToT2w(SimpleInterface):
+    """Resample the tensor maps that exist (none in ADC-only mode) onto the T2w grid."""
+
+    input_spec = _ToT2wInputSpec
+    output_spec = _ToT2wOutputSpec
+
+    def _run_interface(self, runtime):
+        from weeke_pipeline import registration as reg
+
+        for key in ("fa", "md", "ad", "rd"):
+            src = getattr(self.inputs, key)
+            if not isdefined(src):
+                continue
+            out = os.path.join(runtime.cwd, f"{key}_space-T2w.nii.gz")
+            reg.apply_transforms(src, self.inputs.t2w, [self.inputs.transform], out=out)
+            self._results[key] = out
+        return runtime
+
+
 class _SinkInputSpec(BaseInterfaceInputSpec):
     derivatives_dir = traits.Str(mandatory=True, desc="the pipeline's derivatives root")
     subject = traits.Str(mandatory=True)
@@ -73,6 +108,8 @@ class _SinkInputSpec(BaseInterfaceInputSpec):
     reports = traits.Dict(traits.Str, File(exists=True), desc="name -> registration JSON")
     extra_maps = traits.Dict(traits.Str, File(exists=True),
                              desc="BIDS suffix -> map on the T2w grid (e.g. FA, MD)")
+    extra_figures = traits.List(File(exists=True), desc="more QC figures (e.g. FA colour map)")
+    extra_qc = traits.Dict(traits.Str, File(exists=True), desc="name -> QC JSON (e.g. dti)")
 
 
 class _SinkOutputSpec(TraitedSpec):
@@ -145,6 +182,12 @@ class DerivativesSink(SimpleInterface):
             shutil.copytree(qc_src, qc_dest, ignore=shutil.ignore_patterns(
                 "_*", "*.pklz", "*.rst", "command.txt"))
             written.append(str(qc_dest))
+        if isdefined(i.extra_figures):
+            for src in i.extra_figures:
+                put(src, f"qc/figures/{stem}_desc-{Path(src).name.split('.')[0]}_qc.png")
+        if isdefined(i.extra_qc):
+            for name, src in sorted(i.extra_qc.items()):
+                put(src, f"qc/{stem}_{name}_qc.json")
         cfg = base / f"{stem}_config.toml"
         cfg.parent.mkdir(parents=True, exist_ok=True)
         cfg.write_text(i.run_config)

@@ -161,6 +161,10 @@ class _MetricsInputSpec(BaseInterfaceInputSpec):
     adc_thresholds = traits.List(traits.Float, [800.0, 1000.0], usedefault=True)
     reference = traits.Str("cerebellum", usedefault=True,
                            desc="reference tissue: cerebellum, brain or white_matter")
+    fa = File(exists=True, desc="FA in T2w space")
+    md = File(exists=True, desc="MD (10^-6 mm^2/s) in T2w space")
+    ad = File(exists=True, desc="AD (10^-6 mm^2/s) in T2w space")
+    rd = File(exists=True, desc="RD (10^-6 mm^2/s) in T2w space")
 
 
 class _MetricsOutputSpec(TraitedSpec):
@@ -182,7 +186,8 @@ class RegionMetrics(SimpleInterface):
             self.inputs.subject, self.inputs.labels, t1w=_opt(self.inputs.t1w),
             t2w=_opt(self.inputs.t2w), adc=_opt(self.inputs.adc),
             brain_mask=_opt(self.inputs.brain_mask), adc_thresholds=th,
-            reference=self.inputs.reference)
+            reference=self.inputs.reference,
+            tensor={k: _opt(getattr(self.inputs, k)) for k in ("fa", "md", "ad", "rd")})
         tsv, js = m.write_metrics(table, Path(runtime.cwd) / f"{self.inputs.subject}_metrics.tsv",
                                   adc_thresholds=th, reference=self.inputs.reference)
         self._results.update(tsv=str(tsv), json=str(js))

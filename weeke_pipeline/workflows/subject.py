@@ -5,7 +5,8 @@ from __future__ import annotations
 from nipype.interfaces import utility as niu
 from nipype.pipeline import engine as pe
 
-from weeke_pipeline.interfaces.bids import DerivativesSink, ExtractB0
+from weeke_pipeline.interfaces.bids import DerivativesSink, ExtractB0, TensorMapsToT2w
+from weeke_pipeline.interfaces.dti import DTIFit
 from weeke_pipeline.interfaces.imaging import (
     AtlasToSubject,
     RegionMetrics,
@@ -31,16 +32,19 @@ def init_subject_wf(*, subject: str, session: str, atlas_t2w: str, atlas_brain_m
                     atlas_labels: str, derivatives_dir: str, run_config: str,
                     has_t1w: bool, has_dwi: bool, has_adc: bool, preset: str = "fast",
                     adc_thresholds: tuple[float, ...] = (800.0, 1000.0),
-                    reference_tissue: str = "cerebellum",
+                    reference_tissue: str = "cerebellum", dti: bool = True,
                     name: str = "subject_wf") -> pe.Workflow:
     """Build one subject's workflow.
 
-    inputnode: ``t2w``, ``t1w``, ``dwi``, ``bval``, ``adc`` (BIDS raw files);
+    With a DWI and ``dti``, a tensor fit (dipy; ADC only when under 6 directions) gives FA, MD,
+    AD and RD, rigidly resampled onto the T2w with the b=0 -> T2w transform.
+
+    inputnode: ``t2w``, ``t1w``, ``dwi``, ``bval``, ``bvec``, ``adc`` (BIDS raw files);
     outputnode: ``out_dir`` (derivatives folder), ``qc_status``.
     """
     wf = pe.Workflow(name=name)
-    inputnode = pe.Node(niu.IdentityInterface(fields=["t2w", "t1w", "dwi", "bval", "adc"]),
-                        name="inputnode")
+    inputnode = pe.Node(niu.IdentityInterface(
+        fields=["t2w", "t1w", "dwi", "bval", "bvec", "adc"]), name="inputnode")
     outputnode = pe.Node(niu.IdentityInterface(fields=["out_dir", "qc_status"]),
                          name="outputnode")
 
@@ -95,6 +99,27 @@ def init_subject_wf(*, subject: str, session: str, atlas_t2w: str, atlas_brain_m
             (b0_reg, reports, [("report", "ADC")]),
             (b0_reg, transforms, [(("transform", _as_list), "b0_to_T2w")]),
         ])
+        if dti:
+            tensor = pe.Node(DTIFit(prefix="dwi"), name="tensor")
+            tensor_t2w = pe.Node(TensorMapsToT2w(), name="tensor_t2w")
+            tensor_maps = _dict_node("tensor_maps", ["FA", "MD", "AD", "RD"])
+            tensor_figs = pe.Node(niu.Merge(2), name="tensor_figs")
+            tensor_qc = _dict_node("tensor_qc", ["dti"])
+            wf.connect([
+                (inputnode, tensor, [("dwi", "in_file"), ("bval", "in_bval"),
+                                     ("bvec", "in_bvec")]),
+                (inputnode, tensor_t2w, [("t2w", "t2w")]),
+                (b0_reg, tensor_t2w, [("transform", "transform")]),
+                (tensor, tensor_t2w, [("fa", "fa"), ("md", "md"), ("ad", "ad"), ("rd", "rd")]),
+                (tensor_t2w, metrics, [("fa", "fa"), ("md", "md"), ("ad", "ad"), ("rd", "rd")]),
+                (tensor_t2w, tensor_maps, [("fa", "FA"), ("md", "MD"), ("ad", "AD"),
+                                           ("rd", "RD")]),
+                (tensor_maps, sink, [("out", "extra_maps")]),
+                (tensor, tensor_figs, [("fa_colour_png", "in1"), ("residual_png", "in2")]),
+                (tensor_figs, sink, [(("out", _defined), "extra_figures")]),
+                (tensor, tensor_qc, [("qc_json", "dti")]),
+                (tensor_qc, sink, [("out", "extra_qc")]),
+            ])
         if has_adc:
             wf.connect([
                 (inputnode, b0_reg, [(("adc", _as_list), "also_resample")]),
@@ -117,6 +142,12 @@ def init_subject_wf(*, subject: str, session: str, atlas_t2w: str, atlas_brain_m
 
 def _as_list(value):
     return [value]
+
+
+def _defined(values):
+    from nipype.interfaces.base import isdefined
+
+    return [v for v in values if isdefined(v) and v]
 
 
 def _first(values):
