@@ -127,6 +127,9 @@ def _write_participants(cfg: RunConfig, rawdata: Path, subjects: list[str]) -> N
         row = rows.get(sub, {})
         lines.append("\t".join([f"sub-{sub}"] + [row.get(c, "n/a") or "n/a" for c in cols[1:]]))
     (rawdata / "participants.tsv").write_text("\n".join(lines) + "\n")
+    deriv = rawdata.parent / DERIVATIVES
+    deriv.mkdir(parents=True, exist_ok=True)
+    (deriv / "participants.tsv").write_text("\n".join(lines) + "\n")
 
 
 def _dataset_description(deriv: Path, atlas_name: str) -> None:
@@ -176,6 +179,17 @@ def build_workflow(cfg: RunConfig, sessions: list[SubjectInputs], *, deriv: Path
     return wf
 
 
+def _quiet_nipype(*, verbose: bool) -> None:
+    """Nipype logs every node at INFO; keep that for ``-v`` only."""
+    from nipype import config as ncfg
+    from nipype import logging as nlog
+
+    level = "INFO" if verbose else "WARNING"
+    for key in ("workflow_level", "interface_level", "utils_level"):
+        ncfg.set("logging", key, level)
+    nlog.update_logging(ncfg)
+
+
 def _crash_messages(work: Path) -> dict[str, str]:
     """First line of the error of each crashed subject (from Nipype's crash files)."""
     out: dict[str, str] = {}
@@ -198,7 +212,6 @@ def _crash_messages(work: Path) -> dict[str, str]:
 def run_pipeline(cfg: RunConfig) -> RunSummary:
     """Run the whole batch job described by ``cfg``; returns the summary (also written as
     ``<out>/derivatives/weeke/run_summary.json``)."""
-    from weeke_pipeline import metrics, qc
     from weeke_pipeline.dicom.convert import ensure_dcm2niix_on_path, ingest_and_convert
 
     if not cfg.input_dir or not Path(cfg.input_dir).exists():
@@ -208,6 +221,7 @@ def run_pipeline(cfg: RunConfig) -> RunSummary:
     work = Path(cfg.work_dir).resolve() if cfg.work_dir else out / "work"
     os.environ.setdefault("ITK_GLOBAL_DEFAULT_NUMBER_OF_THREADS", "2")
     ensure_dcm2niix_on_path()
+    _quiet_nipype(verbose=log.isEnabledFor(logging.INFO))
     summary = RunSummary(output_dir=str(out))
 
     log.info("ingest: de-identifying and converting %s", cfg.input_dir)
@@ -227,6 +241,20 @@ def run_pipeline(cfg: RunConfig) -> RunSummary:
         _write_summary(summary, deriv)
         return summary
 
+    return process_sessions(cfg, sessions, summary=summary)
+
+
+def process_sessions(cfg: RunConfig, sessions: list[SubjectInputs], *,
+                     summary: RunSummary | None = None) -> RunSummary:
+    """Stage 2 and 3: the per-subject workflows under the configured plugin, then QC for every
+    subject (failed ones included), the group metrics table and the QC index."""
+    from weeke_pipeline import metrics, qc
+
+    out = Path(cfg.output_dir).resolve()
+    deriv = out / DERIVATIVES
+    work = Path(cfg.work_dir).resolve() if cfg.work_dir else out / "work"
+    summary = summary or RunSummary(output_dir=str(out))
+    _quiet_nipype(verbose=log.isEnabledFor(logging.INFO))
     wf = build_workflow(cfg, sessions, deriv=deriv, work=work)
     log.info("running %d session(s) with the %s plugin", len(sessions), cfg.plugin)
     try:

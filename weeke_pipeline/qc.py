@@ -23,6 +23,7 @@ from __future__ import annotations
 import html
 import json
 import os
+import shutil
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -414,7 +415,8 @@ def run_subject_qc(subject: str, out_dir: str | os.PathLike[str], *, t2w: Any | 
                    labels: Any | None = None, brain_mask: Any | None = None,
                    t1w: Any | None = None, adc: Any | None = None,
                    registration: Mapping[str, Any] | None = None,
-                   error: str | None = None) -> QCResult:
+                   error: str | None = None,
+                   extra_figures: Mapping[str, Any] | None = None) -> QCResult:
     """Numbers, flag, figures, JSON and HTML for one subject, in ``out_dir``.
 
     Never raises for a bad subject: an upstream ``error`` (e.g. the pipeline's exception text)
@@ -456,6 +458,13 @@ def run_subject_qc(subject: str, out_dir: str | os.PathLike[str], *, t2w: Any | 
                 figures[name] = str(job(png))
             except Exception as exc:
                 fig_errors[name] = f"{type(exc).__name__}: {exc}"
+    for name, src in (extra_figures or {}).items():
+        # figures made by other steps (e.g. the FA colour map of the tensor fit)
+        png = figdir / f"{subject}_desc-{name}_qc.png"
+        png.parent.mkdir(parents=True, exist_ok=True)
+        shutil.copyfile(src, png)
+        figures[name] = str(png)
+    if t2w is not None and labels is not None:
         if fig_errors and status == "pass":
             status = "warn"
         reasons += [f"figure {k} failed: {v}" for k, v in fig_errors.items()]

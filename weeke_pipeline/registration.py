@@ -481,7 +481,7 @@ def register_within_subject(t2w: Any, moving: Any, outprefix: str | os.PathLike[
         res.note = (f"identity kept: the rigid result lowered NMI from {before:.3f} to "
                     f"{after:.3f}")
         res.similarity_after = dict(res.similarity_before)
-        LOG.warning("%s: %s", _name(moving), res.note)
+        LOG.info("%s: %s", _name(moving), res.note)
     return res
 
 

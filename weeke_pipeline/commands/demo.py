@@ -15,10 +15,11 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from weeke_pipeline.demo import run_demo
+    from weeke_pipeline.demo import run_demo, serve_hint
 
     outputs = run_demo(args.out)
     print("\nweeke demo finished. Outputs:")
     for label, path in outputs.items():
-        print(f"  {label:<28} {path}")
+        print(f"  {label:<30} {path}")
+    print(serve_hint(args.out))
     return 0

@@ -192,7 +192,9 @@ def discover(root: str | Path) -> tuple[list[Instance], list[Skipped]]:
             reason = "not a DICOM file" if isinstance(exc, InvalidDicomError) else str(exc)
             if not isinstance(exc, InvalidDicomError) and "truncated" not in reason:
                 reason = f"unreadable DICOM ({type(exc).__name__})"
-            log.warning("%s: %s; skipped", source.label, reason)
+            # one summary warning for stray non-DICOM files (READMEs, spreadsheets, NIfTI)
+            (log.info if isinstance(exc, InvalidDicomError) else log.warning)(
+                "%s: %s; skipped", source.label, reason)
             skipped.append(Skipped(source.label, reason))
             continue
         sop = str(ds.get("SOPClassUID", ""))
@@ -212,6 +214,10 @@ def discover(root: str | Path) -> tuple[list[Instance], list[Skipped]]:
             skipped.append(Skipped(source.label, "no Series Instance UID"))
             continue
         images.append(Instance(source, ds))
+    stray = [s.source for s in skipped if s.reason == "not a DICOM file"]
+    if stray:
+        log.warning("%d non-DICOM file(s) skipped (e.g. %s); `weeke inspect` lists them",
+                    len(stray), ", ".join(stray[:3]))
     return images, skipped
 
 

@@ -205,6 +205,8 @@ class _QCInputSpec(BaseInterfaceInputSpec):
     registration_reports = traits.Dict(traits.Str, File(exists=True),
                                        desc="name -> registration JSON (to_atlas, T1w, ADC)")
     error = traits.Str(desc="upstream error text: the report then shows it (status fail)")
+    extra_figures = traits.Dict(traits.Str, File(exists=True),
+                                desc="name -> PNG made by another step (e.g. FA colour map)")
 
 
 class _QCOutputSpec(TraitedSpec):
@@ -228,6 +230,6 @@ class SubjectQC(SimpleInterface):
             self.inputs.subject, runtime.cwd, t2w=_opt(self.inputs.t2w),
             labels=_opt(self.inputs.labels), brain_mask=_opt(self.inputs.brain_mask),
             t1w=_opt(self.inputs.t1w), adc=_opt(self.inputs.adc), registration=regs or None,
-            error=_opt(self.inputs.error))
+            error=_opt(self.inputs.error), extra_figures=_opt(self.inputs.extra_figures))
         self._results.update(report=res.report, json=res.json, status=res.status)
         return runtime

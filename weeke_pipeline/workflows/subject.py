@@ -17,7 +17,9 @@ from weeke_pipeline.interfaces.imaging import (
 
 def _collect(**kwargs):
     """Dict of the defined keyword arguments (a Function node's body)."""
-    return {k: v for k, v in kwargs.items() if v is not None}
+    from nipype.interfaces.base import isdefined
+
+    return {k: v for k, v in kwargs.items() if v is not None and isdefined(v)}
 
 
 def _dict_node(name: str, fields: list[str]) -> pe.Node:
@@ -103,7 +105,7 @@ def init_subject_wf(*, subject: str, session: str, atlas_t2w: str, atlas_brain_m
             tensor = pe.Node(DTIFit(prefix="dwi"), name="tensor")
             tensor_t2w = pe.Node(TensorMapsToT2w(), name="tensor_t2w")
             tensor_maps = _dict_node("tensor_maps", ["FA", "MD", "AD", "RD"])
-            tensor_figs = pe.Node(niu.Merge(2), name="tensor_figs")
+            tensor_figs = _dict_node("tensor_figs", ["facolour", "fitresidual"])
             tensor_qc = _dict_node("tensor_qc", ["dti"])
             wf.connect([
                 (inputnode, tensor, [("dwi", "in_file"), ("bval", "in_bval"),
@@ -115,8 +117,9 @@ def init_subject_wf(*, subject: str, session: str, atlas_t2w: str, atlas_brain_m
                 (tensor_t2w, tensor_maps, [("fa", "FA"), ("md", "MD"), ("ad", "AD"),
                                            ("rd", "RD")]),
                 (tensor_maps, sink, [("out", "extra_maps")]),
-                (tensor, tensor_figs, [("fa_colour_png", "in1"), ("residual_png", "in2")]),
-                (tensor_figs, sink, [(("out", _defined), "extra_figures")]),
+                (tensor, tensor_figs, [("fa_colour_png", "facolour"),
+                                       ("residual_png", "fitresidual")]),
+                (tensor_figs, qc, [("out", "extra_figures")]),
                 (tensor, tensor_qc, [("qc_json", "dti")]),
                 (tensor_qc, sink, [("out", "extra_qc")]),
             ])
@@ -144,10 +147,7 @@ def _as_list(value):
     return [value]
 
 
-def _defined(values):
-    from nipype.interfaces.base import isdefined
 
-    return [v for v in values if isdefined(v) and v]
 
 
 def _first(values):
