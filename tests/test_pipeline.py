@@ -41,7 +41,7 @@ def one_subject(tmp_path_factory: pytest.TempPathFactory) -> Path:
 def run_out(one_subject: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
     out = tmp_path_factory.mktemp("run")
     (out / "key.txt").write_text("test-project-key")
-    rc = cli.main(["run", "--input", str(one_subject / "dicom"), "--out", str(out),
+    rc = cli.main(["run", str(one_subject / "dicom"), str(out),
                    "--participants", str(one_subject / "participants.tsv"),
                    "--key-file", str(out / "key.txt")])
     assert rc == 0
@@ -56,9 +56,11 @@ def _deriv(out: Path) -> Path:
 def test_outputs_are_bids_derivatives_with_provenance(run_out: Path) -> None:
     d = _deriv(run_out)
     stem = f"sub-{SUB}_ses-01"
-    for rel in (f"anat/{stem}_desc-preproc_T2w.nii.gz", f"anat/{stem}_space-T2w_dseg.nii.gz",
+    for rel in (f"anat/{stem}_desc-preproc_T2w.nii.gz",
+                f"anat/{stem}_space-T2w_desc-atlas_dseg.nii.gz",
+                f"anat/{stem}_space-T2w_desc-atlas_dseg.tsv",
                 f"anat/{stem}_space-T2w_desc-preproc_T1w.nii.gz",
-                f"anat/{stem}_space-T2w_ADC.nii.gz", f"anat/{stem}_space-T2w_dseg.json",
+                f"anat/{stem}_space-T2w_ADC.nii.gz", f"anat/{stem}_space-T2w_desc-atlas_dseg.json",
                 f"dwi/{stem}_space-T2w_FA.nii.gz", f"dwi/{stem}_space-T2w_MD.nii.gz",
                 f"{stem}_metrics.tsv", f"{stem}_metrics.json", f"qc/{stem}_qc.html",
                 f"qc/figures/{stem}_desc-facolour_qc.png", f"xfm/{stem}_to_atlas_step-0.nii.gz",
@@ -68,6 +70,7 @@ def test_outputs_are_bids_derivatives_with_provenance(run_out: Path) -> None:
     for key in ("weeke_pipeline_version", "atlas_version", "registration_preset", "seed",
                 'form = "weeke-consensus-2025"'):
         assert key in config
+    assert "registration_preset" in (run_out / "derivatives/weeke/run_config.toml").read_text()
     assert json.loads((run_out / "derivatives/weeke/dataset_description.json").read_text())[
         "DatasetType"] == "derivative"
     parts = (run_out / "rawdata" / "participants.tsv").read_text()
@@ -77,7 +80,7 @@ def test_outputs_are_bids_derivatives_with_provenance(run_out: Path) -> None:
 
 @pytest.mark.slow
 def test_atlas_labels_match_the_truth(run_out: Path) -> None:
-    est = nib.load(_deriv(run_out) / "anat" / f"sub-{SUB}_ses-01_space-T2w_dseg.nii.gz")
+    est = nib.load(_deriv(run_out) / "anat" / f"sub-{SUB}_ses-01_space-T2w_desc-atlas_dseg.nii.gz")
     truth = nib.load(SAMPLE / f"sub-{SUB}" / "truth" / f"sub-{SUB}_dseg.nii.gz")
     e, t = np.asanyarray(est.dataobj), np.asanyarray(truth.dataobj)
     assert e.shape == t.shape and np.allclose(est.affine, truth.affine, atol=1e-3)
@@ -139,12 +142,12 @@ def test_rerun_resumes_and_a_fresh_run_gives_identical_numbers(run_out: Path, on
                                                                tmp_path: Path) -> None:
     metrics = _deriv(run_out) / f"sub-{SUB}_ses-01_metrics.tsv"
     first = metrics.read_bytes()
-    args = ["--input", str(one_subject / "dicom"), "--participants",
+    args = ["--participants",
             str(one_subject / "participants.tsv"), "--key-file", str(run_out / "key.txt")]
-    assert cli.main(["run", "--out", str(run_out), *args]) == 0  # cached: resumes
+    assert cli.main(["run", str(one_subject / "dicom"), str(run_out), *args]) == 0  # resumes
     assert metrics.read_bytes() == first
     fresh = tmp_path / "fresh"
-    assert cli.main(["run", "--out", str(fresh), *args]) == 0
+    assert cli.main(["run", str(one_subject / "dicom"), str(fresh), *args]) == 0
     assert (_deriv(fresh) / metrics.name).read_bytes() == first
 
 
@@ -190,9 +193,22 @@ def test_workflow_graph_names_every_node_after_its_role(tmp_path: Path) -> None:
 
 
 def test_run_refuses_a_missing_input(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
-    assert cli.main(["run", "--input", str(tmp_path / "nope"), "--out", str(tmp_path)]) == 2
+    assert cli.main(["run", str(tmp_path / "nope"), str(tmp_path)]) == 2
     assert "does not exist" in capsys.readouterr().err
     bad = tmp_path / "spec.toml"
     bad.write_text('input_dir = "x"\nplugn = "Linear"\n')
-    assert cli.main(["run", str(bad)]) == 2
+    assert cli.main(["run", "--config", str(bad)]) == 2
     assert "unknown key(s) plugn" in capsys.readouterr().err
+
+
+def test_shipped_run_specifications_parse() -> None:
+    from weeke_pipeline.registration import list_presets, load_preset
+
+    specs = data_dir("workflows")
+    local = RunConfig.from_toml(specs / "default.toml")
+    assert local.plugin == "MultiProc" and local.preset == "fast"
+    slurm = RunConfig.from_toml(specs / "slurm.toml")
+    assert slurm.plugin == "SLURM" and "sbatch_args" in slurm.plugin_args
+    assert {"fast", "precise", "sloppy"} <= set(list_presets())
+    for name in ("fast", "precise", "sloppy"):
+        assert load_preset(name).to_dict()["version"]

@@ -143,6 +143,15 @@ def _dataset_description(deriv: Path, atlas_name: str) -> None:
     }, indent=2) + "\n")
 
 
+def _provenance(cfg: RunConfig, *, atlas: Any = None, preset: Any = None) -> dict[str, Any]:
+    from weeke_pipeline.registration import load_preset
+
+    atlas = atlas or load_atlas(cfg.atlas or default_atlas_dir())
+    preset = preset or load_preset(cfg.preset)
+    return {"atlas": atlas.name, "atlas_version": atlas.version,
+            "registration_preset": preset.to_dict(), "form": cfg.form}
+
+
 def build_workflow(cfg: RunConfig, sessions: list[SubjectInputs], *, deriv: Path,
                    work: Path) -> Any:
     """The Nipype graph with one sub-workflow per session."""
@@ -160,8 +169,7 @@ def build_workflow(cfg: RunConfig, sessions: list[SubjectInputs], *, deriv: Path
         "poll_sleep_duration": "0.5",
     }
     wf.config["monitoring"] = {"enabled": "false"}
-    provenance = {"atlas": atlas.name, "atlas_version": atlas.version,
-                  "registration_preset": preset.to_dict(), "form": cfg.form}
+    provenance = _provenance(cfg, atlas=atlas, preset=preset)
     for s in sessions:
         sub_wf = init_subject_wf(
             subject=s.subject, session=s.session, atlas_t2w=str(atlas.image("T2w")),
@@ -170,6 +178,7 @@ def build_workflow(cfg: RunConfig, sessions: list[SubjectInputs], *, deriv: Path
             has_t1w=s.t1w is not None, has_dwi=s.dwi is not None, has_adc=s.adc is not None,
             preset=cfg.preset, adc_thresholds=tuple(cfg.adc_thresholds),
             reference_tissue=cfg.reference_tissue, dti=cfg.dti,
+            atlas_label_table=str(atlas.path / "labels.tsv"),
             name=f"sub_{s.subject}_ses_{s.session}_wf")
         for key in ("t2w", "t1w", "dwi", "bval", "bvec", "adc"):
             value = getattr(s, key)
@@ -209,7 +218,40 @@ def _crash_messages(work: Path) -> dict[str, str]:
     return out
 
 
-def run_pipeline(cfg: RunConfig) -> RunSummary:
+class Progress:
+    """A one-line-per-event progress display of the batch (Nipype's status callback)."""
+
+    def __init__(self, total: int, stream: Any = None) -> None:
+        import sys
+
+        self.total, self.done, self.stream = total, 0, stream or sys.stderr
+
+    def __call__(self, node: Any, status: str) -> None:
+        name = node.fullname.split(".")
+        where = next((p for p in name if p.startswith("sub_")), "")
+        if status == "end":
+            self.done += 1
+        if status in ("end", "exception"):
+            label = where.removesuffix("_wf").replace("_ses_", " ses-").replace("sub_", "sub-")
+            mark = "done" if status == "end" else "FAILED"
+            print(f"[{self.done:>3}/{self.total}] {label:<16} {name[-1]:<12} {mark}",
+                  file=self.stream, flush=True)
+
+
+def status_table(summary: RunSummary) -> str:
+    """The end-of-run table: one line per subject/session with its QC status or error."""
+    lines = [f"{'subject/session':<24} {'status':<6} detail", "-" * 72]
+    for key, status in sorted(summary.subjects.items()):
+        detail = summary.errors.get(key, "")
+        lines.append(f"{key:<24} {status:<6} {detail[:200]}")
+    for msg in summary.ingest_failures:
+        lines.append(f"{'(ingest)':<24} {'fail':<6} {msg[:200]}")
+    if not summary.subjects and not summary.ingest_failures:
+        lines.append("(no subject with a T2w found)")
+    return "\n".join(lines)
+
+
+def run_pipeline(cfg: RunConfig, *, progress: bool = False) -> RunSummary:
     """Run the whole batch job described by ``cfg``; returns the summary (also written as
     ``<out>/derivatives/weeke/run_summary.json``)."""
     from weeke_pipeline.dicom.convert import ensure_dcm2niix_on_path, ingest_and_convert
@@ -241,11 +283,11 @@ def run_pipeline(cfg: RunConfig) -> RunSummary:
         _write_summary(summary, deriv)
         return summary
 
-    return process_sessions(cfg, sessions, summary=summary)
+    return process_sessions(cfg, sessions, summary=summary, progress=progress)
 
 
 def process_sessions(cfg: RunConfig, sessions: list[SubjectInputs], *,
-                     summary: RunSummary | None = None) -> RunSummary:
+                     summary: RunSummary | None = None, progress: bool = False) -> RunSummary:
     """Stage 2 and 3: the per-subject workflows under the configured plugin, then QC for every
     subject (failed ones included), the group metrics table and the QC index."""
     from weeke_pipeline import metrics, qc
@@ -257,8 +299,12 @@ def process_sessions(cfg: RunConfig, sessions: list[SubjectInputs], *,
     _quiet_nipype(verbose=log.isEnabledFor(logging.INFO))
     wf = build_workflow(cfg, sessions, deriv=deriv, work=work)
     log.info("running %d session(s) with the %s plugin", len(sessions), cfg.plugin)
+    (deriv / "run_config.toml").write_text(cfg.to_toml(_provenance(cfg)))
+    plugin_args = dict(cfg.plugin_args)
+    if progress and cfg.plugin in ("Linear", "MultiProc", "LegacyMultiProc"):
+        plugin_args["status_callback"] = Progress(len(list(wf._get_all_nodes())))
     try:
-        wf.run(plugin=cfg.plugin, plugin_args=dict(cfg.plugin_args))
+        wf.run(plugin=cfg.plugin, plugin_args=plugin_args)
     except RuntimeError as exc:  # some node crashed: the other subjects have still run
         log.warning("some subjects failed: %s", str(exc).splitlines()[0])
     crashes = _crash_messages(work)

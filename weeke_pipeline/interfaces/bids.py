@@ -100,6 +100,7 @@ class _SinkInputSpec(BaseInterfaceInputSpec):
     b0 = File(exists=True, desc="mean b=0 on the T2w grid")
     dseg = File(exists=True, desc="atlas labels on the T2w grid")
     brain_mask = File(exists=True, desc="brain mask on the T2w grid")
+    label_table = File(exists=True, desc="the atlas label table (labels.tsv)")
     metrics_tsv = File(exists=True)
     metrics_json = File(exists=True)
     qc_report = File(exists=True, desc="QC HTML page (its folder is copied whole)")
@@ -149,7 +150,9 @@ class DerivativesSink(SimpleInterface):
             "t1w": (f"anat/{stem}_space-T2w_desc-preproc_T1w.nii.gz", "T1w rigidly on T2w"),
             "adc": (f"anat/{stem}_space-T2w_ADC.nii.gz", "ADC (1e-6 mm^2/s) rigidly on T2w"),
             "b0": (f"anat/{stem}_space-T2w_desc-b0_dwiref.nii.gz", "mean b=0 on T2w"),
-            "dseg": (f"anat/{stem}_space-T2w_dseg.nii.gz", "atlas labels on T2w (genericLabel)"),
+            "dseg": (f"anat/{stem}_space-T2w_desc-atlas_dseg.nii.gz",
+                     "atlas labels on the T2w grid (genericLabel), numbered as the atlas label "
+                     "table beside it (*_desc-atlas_dseg.tsv)"),
             "brain_mask": (f"anat/{stem}_space-T2w_desc-brain_mask.nii.gz",
                            "brain mask from the atlas on T2w"),
         }
@@ -158,6 +161,8 @@ class DerivativesSink(SimpleInterface):
             if isdefined(value):
                 put(value, rel, {"Description": desc, "SpatialReference": "T2w",
                                  "Sources": [f"bids:raw:sub-{i.subject}/ses-{i.session}"]})
+        if isdefined(i.label_table):
+            put(i.label_table, f"anat/{stem}_space-T2w_desc-atlas_dseg.tsv")
         if isdefined(i.extra_maps):
             for suffix, src in sorted(i.extra_maps.items()):
                 put(src, f"dwi/{stem}_space-T2w_{suffix}.nii.gz",

@@ -35,6 +35,7 @@ def init_subject_wf(*, subject: str, session: str, atlas_t2w: str, atlas_brain_m
                     has_t1w: bool, has_dwi: bool, has_adc: bool, preset: str = "fast",
                     adc_thresholds: tuple[float, ...] = (800.0, 1000.0),
                     reference_tissue: str = "cerebellum", dti: bool = True,
+                    atlas_label_table: str | None = None,
                     name: str = "subject_wf") -> pe.Workflow:
     """Build one subject's workflow.
 
@@ -60,6 +61,8 @@ def init_subject_wf(*, subject: str, session: str, atlas_t2w: str, atlas_brain_m
     transforms = _dict_node("transforms", ["to_atlas", "T1w_to_T2w", "b0_to_T2w"])
     sink = pe.Node(DerivativesSink(derivatives_dir=derivatives_dir, subject=subject,
                                    session=session, run_config=run_config), name="sink")
+    if atlas_label_table:
+        sink.inputs.label_table = atlas_label_table
     wf.connect([
         (inputnode, atlas_reg, [("t2w", "t2w")]),
         (inputnode, metrics, [("t2w", "t2w")]),
