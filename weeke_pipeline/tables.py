@@ -111,24 +111,39 @@ def _check_columns(df: pd.DataFrame, needed: Sequence[str], what: str) -> None:
 
 
 def long_to_records(long: pd.DataFrame) -> list[dict[str, Any]]:
-    """Inverse of :func:`reads_long_from_records`: one record (with engine payload) per read."""
+    """Inverse of :func:`reads_long_from_records`: one record (with engine payload) per read,
+    in the order of (reading_code, kind, read_number, reader), missing values last.
+
+    One pass over plain Python lists (a pandas groupby with a row iterator per read was 20x
+    slower on 1,000 cases x 3 reads).
+    """
     _check_columns(long, READS_LONG_COLUMNS, "reads long table")
+    cols = {c: [_py(v) for v in long[c].tolist()] for c in READS_LONG_COLUMNS}
+    keys = ("reading_code", "kind", "read_number", "reader")
+    groups: dict[tuple[Any, ...], list[int]] = {}
+    for i, k in enumerate(zip(*(cols[c] for c in keys), strict=True)):
+        groups.setdefault(k, []).append(i)
+
+    def order(k: tuple[Any, ...]) -> tuple[Any, ...]:
+        return tuple(x for v in k for x in (v is None, "" if v is None else v))
+
     out = []
-    keys = ["reading_code", "kind", "read_number", "reader"]
-    for _, g in long.groupby(keys, sort=True, dropna=False):
-        first = g.iloc[0]
-        rec = {c: _py(first[c]) for c in READ_ID_COLUMNS}
+    state, item, reason = cols["item_state"], cols["item"], cols["reason"]
+    extent, lat = cols["extent"], cols["laterality"]
+    for k in sorted(groups, key=order):
+        rows = groups[k]
+        rec = {c: cols[c][rows[0]] for c in READ_ID_COLUMNS}
         items: dict[str, Any] = {}
-        for r in g.itertuples(index=False):
-            if r.item_state == "missing":
+        for i in rows:
+            if state[i] == "missing":
                 continue
-            if r.item_state == "not_assessable":
-                items[r.item] = {"assessable": False, "reason": str(r.reason)}
+            if state[i] == "not_assessable":
+                items[item[i]] = {"assessable": False, "reason": str(reason[i])}
                 continue
-            entry: dict[str, Any] = {"extent": int(r.extent)}
-            if not pd.isna(r.laterality) and int(r.extent) > 0:
-                entry["laterality"] = int(r.laterality)
-            items[r.item] = entry
+            entry: dict[str, Any] = {"extent": int(extent[i])}
+            if lat[i] is not None and int(extent[i]) > 0:
+                entry["laterality"] = int(lat[i])
+            items[item[i]] = entry
         rec["items"] = items
         out.append(rec)
     return out
