@@ -446,6 +446,13 @@ def test_injury_index_for_analysts_never_on_reader_pages(study, tmp_path, capsys
         assert not pattern.search(f.read_text(encoding="utf-8")), f
     [entry] = audit_entries("analysis.agreement")
     assert entry.new["injury_index"] is True
+    # the default reference: the shipped atlas templates' own region metrics
+    rc, _, err = weeke(capsys, _data(), "agreement", "--out", str(tmp_path / "atlas-ref"),
+                       "--n-boot", "100", "--metrics", str(pipe))
+    assert rc == 0, err
+    assert set(read_tsv(tmp_path / "atlas-ref" / "injury_index_suggested.tsv").reading_code) \
+        == {shared.code, other.code}
+    assert _reader_views(study) == before
 
 
 # ------------------------------------------------------------------------------ unblinding
