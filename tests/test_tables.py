@@ -189,3 +189,21 @@ def test_allocation_must_cover_every_case():
     joined = tb.join_allocation(cons, by_subject, subjects=subj)
     assert list(joined["arm"]) == ["A", "B", "A"]
     assert "subject" not in joined.columns  # the export stays pseudonymised
+
+
+def test_read_allocation_accepts_subjects_and_names_bad_lines(tmp_path):
+    p = tmp_path / "alloc.csv"
+    p.write_text("participant_id,arm\nsub-01,MSC\n02 , placebo\n")
+    a = tb.read_allocation(p)
+    assert list(a.columns) == ["subject", "arm"]
+    assert list(a["subject"]) == ["01", "02"] and list(a["arm"]) == ["MSC", "placebo"]
+    bad = tmp_path / "bad.tsv"
+    bad.write_text("reading_code\tarm\nK1\tMSC\nK2\t\n")
+    with pytest.raises(ValueError, match=r"bad\.tsv line 3: empty arm"):
+        tb.read_allocation(bad)
+    bad.write_text("reading_code\tarm\nK1\tMSC\nK1\tplacebo\n")
+    with pytest.raises(ValueError, match="line 3: reading_code listed twice"):
+        tb.read_allocation(bad)
+    bad.write_text("code\tgroup\nK1\tMSC\n")
+    with pytest.raises(ValueError, match="needs an 'arm' column"):
+        tb.read_allocation(bad)

@@ -457,3 +457,87 @@ def truth_items(subject_dir: str | os.PathLike[str]) -> Mapping[str, Any]:
     sub = Path(subject_dir)
     doc = json.loads((sub / "truth" / f"{sub.name}_truth.json").read_text())
     return doc["weeke"]["items"]
+
+
+# --------------------------------------------------------------------------- references, I/O
+def atlas_reference(atlas_dir: str | os.PathLike[str] | None = None,
+                    thresholds: Thresholds = Thresholds()) -> pd.DataFrame:
+    """:func:`reference_from_atlas` of an atlas bundle's own templates (default: the shipped
+    atlas): region metrics of its T1w/T2w/ADC over its label map (FA left out: the bundle
+    stores it scaled)."""
+    from weeke_pipeline.atlas.bundle import load_atlas
+    from weeke_pipeline.metrics import region_metrics
+    from weeke_pipeline.resources import default_atlas_dir
+
+    atlas = load_atlas(atlas_dir or default_atlas_dir())
+    imgs = {k: atlas.image(k) if atlas.has(k) else None for k in ("T1w", "T2w", "ADC")}
+    mask = atlas.image("brain_mask") if atlas.has("brain_mask") else None
+    table = region_metrics("atlas", atlas.image("dseg"), t1w=imgs["T1w"], t2w=imgs["T2w"],
+                           adc=imgs["ADC"], brain_mask=mask)
+    return reference_from_atlas(table, thresholds)
+
+
+def load_reference(spec: str | os.PathLike[str] | None, *, atlas_dir: Any = None,
+                   thresholds: Thresholds = Thresholds()) -> pd.DataFrame:
+    """The normative reference: ``None``/``"atlas"`` -> :func:`atlas_reference`; a TSV with a
+    ``mu`` column -> a saved reference; any other TSV -> normal subjects' long metrics table
+    (:func:`build_reference`)."""
+    if spec is None or str(spec) == "atlas":
+        return atlas_reference(atlas_dir, thresholds)
+    p = Path(spec)
+    try:
+        df = pd.read_csv(p, sep="\t", na_values=["n/a"], keep_default_na=False,
+                         dtype={"subject": str})
+    except (OSError, pd.errors.ParserError, pd.errors.EmptyDataError) as exc:
+        raise ValueError(f"{p}: cannot read the injury-index reference: {exc}") from None
+    if "mu" in df.columns:
+        need = {"region", "hemisphere", "metric", "mu", "sd", "mu_asym", "sd_asym"}
+        if need - set(df.columns):
+            raise ValueError(f"{p}: reference table lacks columns {sorted(need - set(df.columns))}")
+        return df
+    try:
+        return build_reference(df, thresholds)
+    except ValueError as exc:
+        raise ValueError(f"{p}: {exc}") from None
+
+
+def regions_dictionary() -> dict[str, Any]:
+    """Data dictionary (BIDS sidecar style) of the region table of :func:`injury_index`."""
+    def col(desc: str, fmt: str) -> dict[str, str]:
+        return {"Description": desc, "Format": fmt}
+
+    return {
+        "reading_code": col("Case pseudonym (random reading code)", "string"),
+        "region": col("Region (weeke_pipeline.atlas.regions)", "string"),
+        "hemisphere": col("left, right or midline", "string"),
+        "driving_metric": col("Metric with the largest |z_ref| among the abnormal ones "
+                              "(empty when none)", "string"),
+        "abnormality": col("max |z_ref| over abnormal metrics (0 = normal)", "number"),
+        "z_ref": col("z against the normative reference: (ln value - mu) / sd", "number"),
+        "z_contra": col("z of the left-right difference against the expected asymmetry",
+                        "number"),
+        "d": col("ln(value) - mu (log ratio; 0.1 ~ 10% higher)", "number"),
+        "extent": col("Suggested extent: 0 normal, 1 focal, 2 extensive", "integer"),
+    }
+
+
+def suggested_dictionary(form: Any) -> dict[str, Any]:
+    """Data dictionary of the suggested-scores table of :func:`injury_index`."""
+    from weeke_pipeline.tables import reads_wide_dictionary
+
+    wide = reads_wide_dictionary(form)
+    d: dict[str, Any] = {"reading_code": wide["reading_code"]}
+    for it in SUGGESTED_ITEMS:
+        for suf in ("ext", "lat", "score"):
+            d[f"{it}_{suf}"] = dict(wide[f"{it}_{suf}"])
+            d[f"{it}_{suf}"]["Description"] = "Suggested by the injury index: " + \
+                d[f"{it}_{suf}"]["Description"]
+    for sub in form.subscores:
+        d[sub.id] = wide[sub.id]
+        d[f"{sub.id}_complete"] = {"Description": "False: the index leaves lesion-level items "
+                                   "of this subscore missing", "Format": "boolean"}
+    d["total"] = {"Description": "Sum of the suggested item scores (incomplete: see the "
+                  "subscore flags)", "Format": "integer", "Units": "points"}
+    d["thresholds"] = {"Description": "Decision thresholds used (JSON of Thresholds)",
+                       "Format": "string"}
+    return d

@@ -102,24 +102,28 @@ def clean_items(form: Any, payload: Any) -> dict[str, dict[str, Any]]:
     return items
 
 
+def pending_items(form: Any, items: dict[str, dict[str, Any]]) -> list[str]:
+    """Items of a draft still being filled in: extent > 0 of a lateralised item without
+    laterality, or not assessable without a reason (left out of a draft's score)."""
+    pending = []
+    for item_id, entry in items.items():
+        item = form.item(item_id)
+        no_reason = entry.get("assessable") is False and not entry.get("reason", "").strip()
+        no_side = (item.lateralised and isinstance(entry.get("extent"), int)
+                   and entry["extent"] > 0 and "laterality" not in entry)
+        if no_reason or no_side:
+            pending.append(item_id)
+    return pending
+
+
 def score(form: Any, items: dict[str, dict[str, Any]], *, final: bool) -> tuple[Any, list[str]]:
     """Score ``items`` with the engine. Drafts may hold items still being filled in
     (extent without laterality, not-assessable without reason): those are returned as
     ``pending`` and left out of the score. Anything else the engine refuses is an error."""
     from weeke_pipeline.scoring import ScoringError, score_items
 
-    pending: list[str] = []
-    checkable = dict(items)
-    if not final:
-        for item_id, entry in items.items():
-            item = form.item(item_id)
-            no_reason = entry.get("assessable") is False and not entry.get("reason", "").strip()
-            no_side = (item.lateralised and isinstance(entry.get("extent"), int)
-                       and entry["extent"] > 0 and "laterality" not in entry)
-            if no_reason or no_side:
-                pending.append(item_id)
-        for item_id in pending:
-            checkable.pop(item_id)
+    pending: list[str] = [] if final else pending_items(form, items)
+    checkable = {k: v for k, v in items.items() if k not in pending}
     try:
         result = score_items(form, {"items": checkable})
     except ScoringError as exc:

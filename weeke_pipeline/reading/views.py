@@ -95,8 +95,8 @@ def home(request: HttpRequest) -> HttpResponse:
     if "coordinator" in r:
         return redirect("coordinator")
     return render(request, "reading/message.html", {
-        "title": "Analyst", "text": "Score and agreement tables are exported with the "
-        "`weeke export` command after database lock."})
+        "title": "Analyst", "text": "Score, metric and agreement tables come from the "
+        "`weeke export` and `weeke agreement` commands; `weeke unblind` after database lock."})
 
 
 # ---------------------------------------------------------------- reader
