@@ -32,6 +32,12 @@ def test_demo_runs_dicom_to_scores_and_is_idempotent(tmp_path: Path) -> None:
     counts = {t: _count(db, t) for t in ("reading_case", "reading_read", "reading_adjudication")}
     assert counts == {"reading_case": 3, "reading_read": 6, "reading_adjudication": 1}
     assert _count(db, "reading_read", "WHERE status = 'signed'") == 6
+    for table in ("reads_long", "reads_wide", "consensus", "metrics", "qc"):
+        assert (tmp_path / "demo/tables" / f"{table}.tsv").is_file()
+        assert (tmp_path / "demo/tables" / f"{table}.json").is_file()
+    assert (tmp_path / "demo/agreement/agreement_report.html").is_file()
+    consensus = (tmp_path / "demo/tables/consensus.tsv").read_text()
+    assert "sub-0" not in consensus  # pseudonymised: reading codes only
     ref = (tmp_path / "demo/reference_scores.tsv").read_text().splitlines()
     assert len(ref) == 4 and ref[1].split("\t")[-2] == "0"  # sub-01 is normal
     # a second run reuses everything: nothing new, nothing overwritten

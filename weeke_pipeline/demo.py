@@ -6,7 +6,9 @@
    codes, two blinded reads per case and an adjudication where they differ. The demo readers
    are simulated: they score what a perfect reader would (the planted truth), the second reader
    disagreeing on one item of one case, so the adjudication path runs too;
-3. the reference scores of the sample study.
+3. the analysts' exports (reads, consensus, metrics and QC keyed by reading code, with data
+   dictionaries and a REDCap import) and the agreement report with the automated injury index;
+4. the reference scores of the sample study.
 
 Re-running reuses what exists (pipeline cache, accounts, cases, reads): nothing is overwritten.
 """
@@ -157,16 +159,26 @@ def run_demo(out: Path) -> dict[str, Path]:
     _say(f"sample study {sample}: {len(subjects)} subjects; atlas {atlas.name} {atlas.version}; "
          f"form {form.id} {form.version}")
 
-    _say("1/3 batch pipeline: de-identify, convert, register, measure, QC (a few minutes)")
+    _say("1/4 batch pipeline: de-identify, convert, register, measure, QC (a few minutes)")
     pipeline_out = out / "pipeline"
     qc_index = _pipeline(sample, pipeline_out)
 
-    _say("2/3 reading database: accounts, cases under reading codes, double reads, adjudication")
+    _say("2/4 reading database: accounts, cases under reading codes, double reads, adjudication")
     reading = out / "reading"
     counts = _reading(pipeline_out, sample, reading)
     _say("reading: " + ", ".join(f"{k} {v}" for k, v in counts.items()))
 
-    _say("3/3 reference scores of the sample study")
+    _say("3/4 analyst tables: exports with data dictionaries, agreement report, injury index")
+    tables, agreement = out / "tables", out / "agreement"
+    from weeke_pipeline import cli
+
+    common = ["--data", str(reading), "--metrics", str(pipeline_out), "--as-user", "analyst"]
+    for argv in (["export", "--out", str(tables), *common],
+                 ["agreement", "--out", str(agreement), *common]):
+        if cli.main(argv) != 0:
+            raise RuntimeError(f"weeke {argv[0]} failed in the demo")
+
+    _say("4/4 reference scores of the sample study")
     reference = _reference_scores(sample, out)
     return {
         "BIDS raw (de-identified)": pipeline_out / "rawdata",
@@ -174,6 +186,8 @@ def run_demo(out: Path) -> dict[str, Path]:
         "group metrics table": pipeline_out / "derivatives" / "weeke" / "group_metrics.tsv",
         "QC report index": qc_index,
         "reading database folder": reading,
+        "analyst tables (export)": tables,
+        "agreement report": agreement / "agreement_report.html",
         "reference Weeke scores": reference,
     }
 
