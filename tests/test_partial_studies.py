@@ -91,7 +91,9 @@ def run(tmp_path_factory: pytest.TempPathFactory) -> dict:
         rootlog.removeHandler(handler)
         rootlog.setLevel(old)
     return {"rc": rc, "out": out, "stdout": stdout.getvalue(), "stderr": stderr.getvalue(),
-            "logs": "\n".join(records)}
+            "logs": "\n".join(records), "argv": [str(exp), str(out), "--participants",
+                                                 str(root / "participants.tsv"), "--key-file",
+                                                 str(root / "key"), "--sloppy", "--no-dti"]}
 
 
 def _deriv(out: Path, ses: str) -> Path:
@@ -170,3 +172,20 @@ def test_no_identifying_value_anywhere(run: dict) -> None:
             blob = _blobs(f)
             hits += [f"{f}: {s}" for s in secrets if s.encode() in blob]
     assert hits == []
+
+
+def test_rerun_after_a_crash_reports_the_new_state(run: dict,
+                                                   capsys: pytest.CaptureFixture[str]) -> None:
+    """A crash file left by an earlier attempt (e.g. the disk was full) must not mark a
+    subject failed once a re-run has finished it; the re-run reuses the finished steps."""
+    crash = run["out"] / "work" / "crash" / "crash-20260101-000000-x-sink-0.txt"
+    crash.parent.mkdir(exist_ok=True)
+    crash.write_text("Node: weeke_wf.sub_02_ses_01_wf.sink\nOSError: [Errno 28] No space left "
+                     "on device\n")
+    metrics = _deriv(run["out"], "01") / "sub-02_ses-01_metrics.tsv"
+    before = metrics.read_bytes()
+    assert cli.main(["run", *run["argv"], "--no-progress"]) == 1  # sub-03 still skipped
+    rows = {ln.split()[0]: ln.split()[1] for ln in capsys.readouterr().out.splitlines()
+            if ln.startswith("sub-")}
+    assert rows["sub-02_ses-01"] == "warn" and rows["sub-02_ses-02"] in ("pass", "warn")
+    assert metrics.read_bytes() == before and not crash.exists()

@@ -322,6 +322,8 @@ def process_sessions(cfg: RunConfig, sessions: list[SubjectInputs], *,
     plugin_args = dict(cfg.plugin_args)
     if progress and cfg.plugin in ("Linear", "MultiProc", "LegacyMultiProc"):
         plugin_args["status_callback"] = Progress(len(list(wf._get_all_nodes())))
+    for stale in (work / "crash").glob("crash-*"):  # a re-run reports only its own crashes
+        stale.unlink()
     try:
         wf.run(plugin=cfg.plugin, plugin_args=plugin_args)
     except RuntimeError as exc:  # some node crashed: the other subjects have still run

@@ -86,8 +86,9 @@ def _remove_duplicates(series: Series, check: SeriesCheck) -> None:
         for other in items[1:]:
             if other.source.read_bytes() != data:
                 raise SeriesCheckError(
-                    f"{series_label(series)}: duplicate instance: {_name(first)} and {_name(other)} have the same SOP "
-                    "Instance UID but different contents; remove the wrong one")
+                    f"{series_label(series)}: duplicate instance: {_name(first)} and "
+                    f"{_name(other)} have the same SOP Instance UID but different contents; "
+                    "remove the wrong one")
             check.warnings.append(f"duplicate instance: {_name(other)} is a copy of "
                                   f"{_name(first)} (same SOP Instance UID); ignored")
         keep.append(first)
