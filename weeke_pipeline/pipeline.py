@@ -55,13 +55,15 @@ class RunSummary:
     output_dir: str
     subjects: dict[str, str] = field(default_factory=dict)  # sub_ses -> pass/warn/fail
     errors: dict[str, str] = field(default_factory=dict)
+    notes: dict[str, str] = field(default_factory=dict)  # sub_ses -> QC warnings, skip reason
     ingest_failures: list[str] = field(default_factory=list)
     group_metrics: str = ""
     qc_index: str = ""
 
     @property
     def ok(self) -> bool:
-        return not self.errors and not self.ingest_failures
+        return (not self.errors and not self.ingest_failures
+                and "skip" not in self.subjects.values())
 
 
 def project_key(cfg: RunConfig, out: Path) -> bytes:
@@ -242,7 +244,7 @@ def status_table(summary: RunSummary) -> str:
     """The end-of-run table: one line per subject/session with its QC status or error."""
     lines = [f"{'subject/session':<24} {'status':<6} detail", "-" * 72]
     for key, status in sorted(summary.subjects.items()):
-        detail = summary.errors.get(key, "")
+        detail = summary.errors.get(key) or summary.notes.get(key, "")
         lines.append(f"{key:<24} {status:<6} {detail[:200]}")
     for msg in summary.ingest_failures:
         lines.append(f"{'(ingest)':<24} {'fail':<6} {msg[:200]}")
@@ -254,27 +256,44 @@ def status_table(summary: RunSummary) -> str:
 def run_pipeline(cfg: RunConfig, *, progress: bool = False) -> RunSummary:
     """Run the whole batch job described by ``cfg``; returns the summary (also written as
     ``<out>/derivatives/weeke/run_summary.json``)."""
-    from weeke_pipeline.dicom.convert import ensure_dcm2niix_on_path, ingest_and_convert
+    from weeke_pipeline.dicom.convert import (
+        NoDicomError,
+        ensure_dcm2niix_on_path,
+        ingest_and_convert,
+    )
 
     if not cfg.input_dir or not Path(cfg.input_dir).exists():
         raise ConfigError(f"input folder {cfg.input_dir or '(none)'} does not exist")
     out = Path(cfg.output_dir).resolve()
     rawdata, deriv = out / "rawdata", out / DERIVATIVES
     work = Path(cfg.work_dir).resolve() if cfg.work_dir else out / "work"
+    check_writable(out, "output folder")
+    check_writable(work, "work folder")
     os.environ.setdefault("ITK_GLOBAL_DEFAULT_NUMBER_OF_THREADS", "2")
     ensure_dcm2niix_on_path()
     _quiet_nipype(verbose=log.isEnabledFor(logging.INFO))
     summary = RunSummary(output_dir=str(out))
 
     log.info("ingest: de-identifying and converting %s", cfg.input_dir)
-    ingest = ingest_and_convert(cfg.input_dir, rawdata, participants=cfg.participants or None,
-                                series_table=cfg.series_table or None,
-                                key=project_key(cfg, out), work_dir=work / "deid")
-    summary.ingest_failures = [s.message for s in ingest.series if s.status == "failed"]
+    try:
+        ingest = ingest_and_convert(cfg.input_dir, rawdata,
+                                    participants=cfg.participants or None,
+                                    series_table=cfg.series_table or None,
+                                    key=project_key(cfg, out), work_dir=work / "deid")
+    except NoDicomError as exc:
+        raise ConfigError(str(exc)) from None
+    summary.ingest_failures = [f"sub-{s.participant}: {s.message}" if s.participant else s.message
+                               for s in ingest.series if s.status == "failed"]
     sessions = find_sessions(rawdata)
+    wanted = {s.removeprefix("sub-") for s in cfg.subjects}
     if cfg.subjects:
-        wanted = {s.removeprefix("sub-") for s in cfg.subjects}
         sessions = [s for s in sessions if s.subject in wanted]
+    have = {(s.subject, s.session) for s in sessions}
+    for ses_dir in sorted(rawdata.glob("sub-*/ses-*")):  # sessions without a T2w: skipped
+        sub, ses = ses_dir.parent.name[4:], ses_dir.name[4:]
+        if (sub, ses) not in have and (not wanted or sub in wanted):
+            summary.subjects[f"sub-{sub}_ses-{ses}"] = "skip"
+            summary.notes[f"sub-{sub}_ses-{ses}"] = "no usable T2w: no atlas labels or metrics"
     _write_participants(cfg, rawdata, [s.subject for s in sessions])
     atlas = load_atlas(cfg.atlas or default_atlas_dir())
     _dataset_description(deriv, atlas.name)
@@ -303,6 +322,8 @@ def process_sessions(cfg: RunConfig, sessions: list[SubjectInputs], *,
     plugin_args = dict(cfg.plugin_args)
     if progress and cfg.plugin in ("Linear", "MultiProc", "LegacyMultiProc"):
         plugin_args["status_callback"] = Progress(len(list(wf._get_all_nodes())))
+    for stale in (work / "crash").glob("crash-*"):  # a re-run reports only its own crashes
+        stale.unlink()
     try:
         wf.run(plugin=cfg.plugin, plugin_args=plugin_args)
     except RuntimeError as exc:  # some node crashed: the other subjects have still run
@@ -324,14 +345,19 @@ def process_sessions(cfg: RunConfig, sessions: list[SubjectInputs], *,
             continue
         doc = json.loads(qc_json.read_text())
         summary.subjects[stem] = doc["status"]
+        summary.notes[stem] = "; ".join(doc["reasons"])
         results.append({"subject": stem, "status": doc["status"], "reasons": doc["reasons"],
                         "report": str(base / "qc" / f"{stem}_qc.html")})
         tsv = base / f"{stem}_metrics.tsv"
         if tsv.is_file():
-            tables.append(tsv)
+            tables.append((s.session, tsv))
     summary.qc_index = str(qc.write_group_index(results, deriv / "qc_index.html"))
-    if tables:
-        group = metrics.group_table(tables)
+    if tables:  # one long table; the session column keeps several sessions of a subject apart
+        import pandas as pd
+
+        cols = list(metrics.COLUMNS)
+        group = pd.concat([metrics.read_metrics(tsv).assign(session=ses) for ses, tsv in tables],
+                          ignore_index=True)[[*cols[:1], "session", *cols[1:]]]
         path = deriv / "group_metrics.tsv"
         group.to_csv(path, sep="\t", index=False, na_rep="n/a")
         summary.group_metrics = str(path)
@@ -339,10 +365,26 @@ def process_sessions(cfg: RunConfig, sessions: list[SubjectInputs], *,
     return summary
 
 
+def check_writable(folder: Path, what: str) -> None:
+    """Raise ConfigError unless ``folder`` exists (or can be made) and takes a new file."""
+    if folder.exists() and not folder.is_dir():
+        raise ConfigError(f"{what} {folder} is a file, not a folder; nothing was done")
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+        probe = folder / f".weeke-write-test-{os.getpid()}"
+        probe.write_bytes(b"")
+        probe.unlink()
+    except OSError as exc:
+        raise ConfigError(f"{what} {folder} is not writable ({exc.strerror or exc}); "
+                          "nothing was done") from None
+
+
 def _write_summary(summary: RunSummary, deriv: Path) -> None:
-    deriv.mkdir(parents=True, exist_ok=True)
-    (deriv / "run_summary.json").write_text(json.dumps(
+    from weeke_pipeline import atomic
+
+    atomic.write_text(deriv / "run_summary.json", json.dumps(
         {"output_dir": summary.output_dir, "subjects": summary.subjects,
-         "errors": summary.errors, "ingest_failures": summary.ingest_failures,
+         "errors": summary.errors, "notes": summary.notes,
+         "ingest_failures": summary.ingest_failures,
          "group_metrics": summary.group_metrics, "qc_index": summary.qc_index,
          "weeke_pipeline_version": __version__}, indent=2) + "\n")

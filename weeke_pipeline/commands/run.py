@@ -34,6 +34,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    from weeke_pipeline.atomic import OutputWriteError
     from weeke_pipeline.cli import UsageError
     from weeke_pipeline.pipeline import run_pipeline, status_table
     from weeke_pipeline.resources import data_dir
@@ -75,7 +76,7 @@ def run(args: argparse.Namespace) -> int:
             raise UsageError(f"{key.replace('_', ' ')} {value}: no such file or folder")
     try:
         summary = run_pipeline(cfg, progress=not args.no_progress)
-    except ConfigError as exc:
+    except (ConfigError, OutputWriteError) as exc:  # bad set-up, full disk: one clear line
         raise UsageError(str(exc)) from None
     print(status_table(summary))
     print(f"\noutputs: {summary.output_dir}/rawdata (de-identified BIDS raw), "

@@ -10,7 +10,9 @@ recorded in the evidence string (shown in the series table so a technician can c
 4. dwi: a b-value above 50 s/mm^2 in any file or frame, read from the standard Diffusion b-value
    (0018,9087) -- top level or in the enhanced MR Diffusion functional group -- or from the vendor
    private tags: Siemens (0019,100C) / CSA ``B_value``, GE (0043,1039), Philips (2001,1003),
-   UIH (0065,1009); or ImageType/FrameType DIFFUSION with directional frames.
+   UIH (0065,1009); or ImageType/FrameType DIFFUSION with directional frames; or an EPI
+   (ScanningSequence EP) whose description names diffusion (a DWI whose b-values were lost:
+   converted, warned about, not used for ADC/DTI).
 5. swi: ImageType SWI / MNIP / SWIP / SWAN; or a 3D gradient echo, TE >= 15 ms, phase image.
 6. t1w / t2w from timing (TE, TR, TI in ms; enhanced objects: MR Echo, MR Timing and MR Modifier
    functional groups): inversion recovery with TI < 1500 ms and TE < 40 ms -> t1w (MPRAGE,
@@ -296,6 +298,10 @@ def classify_features(f: Features) -> Classification:
         return Classification("dwi", "ImageType TRACEW (trace-weighted)")
     if "DIFFUSION" in it and f.directionality - {"NONE", "ISOTROPIC"}:
         return Classification("dwi", "FrameType DIFFUSION, directional frames")
+    diff_desc = re.search(r"dwi|dti|diff|tensor", f.description.lower())
+    if "EP" in f.scanning_sequence and diff_desc:  # else its long TE/TR would say T2w
+        return Classification("dwi", f"EPI, series description keyword '{diff_desc.group(0)}';"
+                              " no b-value in the headers")
     swi_tokens = it & {"SWI", "MNIP", "SWIP", "SWAN", "MIN IP"}
     if swi_tokens:
         return Classification("swi", f"ImageType {'/'.join(sorted(swi_tokens))}")

@@ -26,12 +26,15 @@ import json
 import logging
 import os
 import shutil
+from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
+from weeke_pipeline import atomic
 from weeke_pipeline.dicom import deidentify as deid
 from weeke_pipeline.dicom.discover import Series, Skipped, discover, group_series
 from weeke_pipeline.dicom.table import SeriesRow, read_overrides, series_row
+from weeke_pipeline.dicom.validate import SeriesCheckError, check_series, series_label
 
 log = logging.getLogger(__name__)
 
@@ -67,6 +70,10 @@ class SeriesResult:
     participant: str = ""
     session: str = ""
     outputs: list[str] = field(default_factory=list)
+
+
+class NoDicomError(ValueError):
+    """The input folder holds no DICOM image."""
 
 
 @dataclass
@@ -150,19 +157,20 @@ def clean_sidecar(path: Path, extra: dict[str, object]) -> None:
     data = json.loads(path.read_text()) if path.exists() else {}
     data = {k: v for k, v in data.items() if k not in _SIDECAR_DENY}
     data.update(extra)
-    path.write_text(json.dumps(data, indent=2, sort_keys=True) + "\n")
+    atomic.write_text(path, json.dumps(data, indent=2, sort_keys=True) + "\n")
 
 
 def _move_set(nii: Path, dest_stem: Path) -> list[Path]:
-    """Move conv*.nii.gz and its .json/.bval/.bvec siblings to ``dest_stem`` + extension."""
+    """Move conv*.nii.gz and its .json/.bval/.bvec siblings to ``dest_stem`` + extension
+    (the image last, so a ``*.nii.gz`` in the raw data always has its sidecars)."""
     dest_stem.parent.mkdir(parents=True, exist_ok=True)
     stem = nii.name[: -len(".nii.gz")]
     moved = []
-    for ext in (".nii.gz", ".json", ".bval", ".bvec"):
+    for ext in (".json", ".bval", ".bvec", ".nii.gz"):
         src = nii.with_name(stem + ext)
         if src.exists():
             dst = dest_stem.with_name(dest_stem.name + ext)
-            shutil.move(str(src), dst)
+            atomic.move_file(src, dst)
             moved.append(dst)
     return moved
 
@@ -203,19 +211,38 @@ def ingest_and_convert(
                                              os.environ.get("WEEKE_PROJECT_KEY") else None)
               if participants else deid.Pseudonymizer(key=uid_key))
     series, rows, skipped = inspect_dicom(dicom_dir, series_table)
+    if not series:
+        raise NoDicomError(
+            f"no DICOM image found in {dicom_dir}" + (
+                f" ({len(skipped)} file(s) looked at, none a DICOM image; `weeke inspect` "
+                "lists them)" if skipped else " (the folder is empty)"))
+    # identities of every header, to scrub from messages (paths can hold them too)
+    scrub = deid.scrubber(sorted({v for s in series for v in deid.identifying_values(s.first)}))
     out_dir.mkdir(parents=True, exist_ok=True)
     results: list[SeriesResult] = []
     pseudonyms: dict[str, str] = {}
     for s, r in zip(series, rows, strict=True):
-        src = s.instances[0].source.label
+        src = scrub(series_label(s))
         if r.classification not in CONVERTED:
             results.append(SeriesResult(src, r.classification, "skipped",
                                         f"{r.classification} series not converted"))
             continue
         try:
-            pseudonyms[s.series_uid] = pseudo(str(s.first.get("PatientID", "")))
+            p = pseudo(str(s.first.get("PatientID", "")))
         except deid.DeidentificationError as exc:
             results.append(SeriesResult(src, r.classification, "failed", f"{src}: {exc}"))
+            continue
+        try:
+            checked = check_series(s)
+        except SeriesCheckError as exc:
+            msg = scrub(str(exc))
+            log.error("sub-%s: %s; series not converted", p, msg)
+            results.append(SeriesResult(src, r.classification, "failed", msg, participant=p))
+            continue
+        for warning in checked.warnings:
+            log.warning("sub-%s: %s", p, scrub(warning))
+        s.instances = checked.instances
+        pseudonyms[s.series_uid] = p
     sessions = _sessions(series, pseudonyms)
     runs: dict[tuple[str, str, str], int] = {}
     counts: dict[tuple[str, str, str], int] = {}
@@ -231,7 +258,7 @@ def ingest_and_convert(
         k = (p, ses, r.classification)
         runs[k] = runs.get(k, 0) + 1
         run = f"run-{runs[k]}_" if counts[k] > 1 else ""
-        res = _convert_one(s, r, p, ses, run, out_dir, work_dir, uid_key)
+        res = _convert_one(s, r, p, ses, run, out_dir, work_dir, uid_key, scrub)
         results.append(res)
         if res.status == "converted":
             ages.setdefault((p, ses), deid.age_in_days(s.first))
@@ -242,9 +269,8 @@ def ingest_and_convert(
 
 
 def _convert_one(s: Series, r: SeriesRow, p: str, ses: str, run: str, out_dir: Path,
-                 work_dir: Path, key: bytes) -> SeriesResult:
-    src = s.instances[0].source.label
-    scrub = deid.scrubber(deid.identifying_values(s.first))
+                 work_dir: Path, key: bytes, scrub: Callable[[str], str]) -> SeriesResult:
+    src = scrub(series_label(s))
     sid = deid.keyed_uid(s.series_uid, key).rsplit(".", 1)[-1][:16]
     res = SeriesResult(src, r.classification, "failed", participant=p, session=ses)
     try:
@@ -276,18 +302,40 @@ def _convert_one(s: Series, r: SeriesRow, p: str, ses: str, run: str, out_dir: P
             meta = dict(extra, WeekeClassification=cls)
             if cls == "adc":
                 meta["Units"] = ADC_UNITS
+            clean_sidecar(nii.with_name(nii.name[: -len(".nii.gz")] + ".json"), meta)
             moved = _move_set(nii, stem)
-            clean_sidecar(stem.with_name(stem.name + ".json"), meta)
             res.outputs.extend(str(m.relative_to(out_dir)) for m in moved)
-        if r.classification == "dwi" and not any(o.endswith(".bval") for o in res.outputs):
-            res.status, res.message = "failed", f"{src}: DWI series converted without b-values"
-            return res
         res.status = "converted"
+        if r.classification == "dwi" and not _has_bvalues(out_dir, res.outputs):
+            # kept in the raw data for reading, but no ADC fit and no tensor fit: dcm2niix
+            # writes all-zero b-values when the headers have none, so those files go
+            for o in [o for o in res.outputs if o.endswith((".bval", ".bvec"))]:
+                (out_dir / o).unlink()
+                res.outputs.remove(o)
+            res.message = (f"{src}: DWI without b-values (no diffusion b-value in the headers);"
+                           " converted but not used for ADC or DTI")
+            log.warning("%s", res.message)
         log.info("%s: %s -> %s", src, r.classification, res.outputs[0])
+    except atomic.DiskFullError:
+        raise  # nothing more can be written: the run stops with this error
     except Exception as exc:  # one series must not stop the others
+        if atomic.is_disk_full(exc):
+            raise atomic.write_error(exc, exc.filename or work_dir) from exc
         res.message = scrub(f"{src}: {type(exc).__name__}: {exc}")
         log.error("%s", res.message)
     return res
+
+
+def _has_bvalues(out_dir: Path, outputs: list[str]) -> bool:
+    """True when a DWI's .bval file exists and has a diffusion-weighted volume (b > 50)."""
+    for o in outputs:
+        if o.endswith(".bval"):
+            try:
+                values = [float(v) for v in (out_dir / o).read_text().split()]
+            except (OSError, ValueError):
+                return False
+            return any(v > 50.0 for v in values)
+    return False
 
 
 def add_computed_adc(out_dir: Path, results: list[SeriesResult]) -> list[SeriesResult]:
@@ -306,8 +354,8 @@ def add_computed_adc(out_dir: Path, results: list[SeriesResult]) -> list[SeriesR
         if (r.participant, r.session) in have_adc:
             continue
         for o in r.outputs:
-            if not o.endswith("_dwi.nii.gz"):
-                continue
+            if not o.endswith("_dwi.nii.gz") or o.replace(".nii.gz", ".bval") not in r.outputs:
+                continue  # a DWI without b-values (warned about at conversion)
             dwi_path = out_dir / o
             out = SeriesResult(r.source, "adc", "failed", participant=r.participant,
                                session=r.session)
@@ -319,14 +367,18 @@ def add_computed_adc(out_dir: Path, results: list[SeriesResult]) -> list[SeriesR
                 hdr = img.header.copy()
                 hdr.set_data_dtype(np.float32)
                 hdr.set_slope_inter(1, 0)
-                nib.save(nib.Nifti1Image(adc, img.affine, hdr), out_dir / f"{stem}.nii.gz")
-                (out_dir / f"{stem}.json").write_text(json.dumps({
+                atomic.write_text(out_dir / f"{stem}.json", json.dumps({
                     "Units": ADC_UNITS, "Sources": [o], "WeekeClassification": "adc",
                     "Description": "log-linear least-squares ADC over b-value shells (trace), "
                                    "Otsu mask on b=0 (weeke_pipeline.dicom.adc.fit_adc)",
                     "DeidentificationMethod": deid.DEIDENTIFICATION_METHOD,
                 }, indent=2, sort_keys=True) + "\n")
+                adc_img = nib.Nifti1Image(adc, img.affine, hdr)
+                atomic.write_with(out_dir / f"{stem}.nii.gz",
+                                  lambda tmp, im=adc_img: nib.save(im, tmp))
                 out.status, out.outputs = "converted", [f"{stem}.nii.gz", f"{stem}.json"]
+            except atomic.DiskFullError:
+                raise
             except Exception as exc:
                 out.message = f"{r.source}: ADC not computed: {type(exc).__name__}: {exc}"
                 out.status = "skipped"
@@ -339,13 +391,13 @@ def _write_records(out_dir: Path, results: list[SeriesResult],
                    ages: dict[tuple[str, str], int | None], how: str) -> None:
     desc = out_dir / "dataset_description.json"
     if not desc.exists():
-        desc.write_text(json.dumps({
+        atomic.write_text(desc, json.dumps({
             "Name": "weeke-pipeline de-identified raw data", "BIDSVersion": "1.9.0",
             "DatasetType": "raw",
             "GeneratedBy": [{"Name": "weeke-pipeline", "Description": "dcm2niix via nipype"}],
         }, indent=2) + "\n")
-    (out_dir / "deidentification.json").write_text(
-        json.dumps(deid.record(how), indent=2) + "\n")
+    atomic.write_text(out_dir / "deidentification.json",
+                      json.dumps(deid.record(how), indent=2) + "\n")
     by_session: dict[tuple[str, str], list[SeriesResult]] = {}
     for r in results:
         if r.status == "converted":
@@ -359,14 +411,15 @@ def _write_records(out_dir: Path, results: list[SeriesResult],
                 if o.endswith(".nii.gz"):
                     rel = Path(o).relative_to(f"sub-{p}/ses-{ses}")
                     lines.append(f"{rel}\t{r.classification}")
-        (out_dir / f"sub-{p}" / f"ses-{ses}" / f"sub-{p}_ses-{ses}_scans.tsv").write_text(
-            "\n".join(lines) + "\n")
+        atomic.write_text(out_dir / f"sub-{p}" / f"ses-{ses}" / f"sub-{p}_ses-{ses}_scans.tsv",
+                          "\n".join(lines) + "\n")
     for p, sessions in participants.items():
         rows = ["session_id\tage_days"]
         for ses in sorted(sessions):
             age = ages.get((p, ses))
             rows.append(f"ses-{ses}\t{'n/a' if age is None else age}")
-        (out_dir / f"sub-{p}" / f"sub-{p}_sessions.tsv").write_text("\n".join(rows) + "\n")
+        atomic.write_text(out_dir / f"sub-{p}" / f"sub-{p}_sessions.tsv",
+                          "\n".join(rows) + "\n")
 
 
 def result_json(result: IngestResult) -> str:

@@ -315,16 +315,30 @@ def deidentify_dataset(ds: Dataset, *, pseudonym: str, key: bytes,
 
 
 def identifying_values(ds: Dataset) -> list[str]:
-    """Identifying strings of a header (to scrub from error messages): names, IDs, dates..."""
+    """Identifying strings of a header (to scrub from messages): names (and each part of a
+    person name), IDs, dates, accession, institution, device serial, station..."""
     keys = ("PatientName", "PatientID", "PatientBirthDate", "AccessionNumber", "InstitutionName",
-            "InstitutionAddress", "DeviceSerialNumber", "StationName", "ReferringPhysicianName",
-            "StudyDate", "StudyID", "OtherPatientIDs", "PerformingPhysicianName",
-            "OperatorsName", "StudyDescription")
+            "InstitutionAddress", "InstitutionalDepartmentName", "DeviceSerialNumber",
+            "StationName", "ReferringPhysicianName", "StudyDate", "SeriesDate",
+            "AcquisitionDate", "StudyID", "OtherPatientIDs", "OtherPatientNames",
+            "PerformingPhysicianName", "OperatorsName", "StudyDescription",
+            "PatientMotherBirthName", "PatientAddress", "RequestingPhysician")
     out = []
     for k in keys:
-        v = ds.get(k)
-        if v not in (None, ""):
-            out.append(str(v))
+        try:
+            v = ds.get(k)
+        except Exception:  # a malformed value must not stop the scrubbing of the others
+            continue
+        if v in (None, ""):
+            continue
+        values = list(v) if isinstance(v, list | tuple) or hasattr(v, "append") else [v]
+        for item in values:
+            text = str(item).strip()
+            out.append(text)
+            if k.endswith(("Name", "Physician")) and "^" in text:
+                out.extend(p.strip() for p in text.split("^"))
+            if k == "PatientName":
+                out.append(text.replace("^", " ").strip())
     return [v for v in out if len(v) >= 3]
 
 

@@ -9,9 +9,11 @@ Skipped inputs are reported, never fatal:
 * non-DICOM files (warning),
 * DICOM objects that are not images (presentation states, Philips private SOP classes, raw
   data, structured reports: their SOP Class UID is not an "... Image Storage" class) (info),
-* truncated files whose pixel data is shorter than Rows x Columns x Frames x BitsAllocated/8.
+* truncated files: uncompressed pixel data shorter than Rows x Columns x Frames x Bits/8, or
+  compressed (encapsulated) pixel data ending before its sequence delimiter (warning).
 
-Messages name the file relative to the input folder and never print header values.
+Messages name the file relative to the input folder and never print header values; identifying
+values found in any header (a folder named after the patient) are scrubbed from them.
 """
 
 from __future__ import annotations
@@ -29,6 +31,8 @@ import pydicom
 from pydicom.dataset import Dataset
 from pydicom.errors import InvalidDicomError
 from pydicom.uid import UID
+
+from weeke_pipeline.dicom.deidentify import identifying_values, scrubber
 
 log = logging.getLogger(__name__)
 
@@ -156,7 +160,47 @@ def read_header(source: Source) -> tuple[Dataset, int]:
         pixel_offset = fh.tell()
         fh.seek(0, io.SEEK_END)
         size = fh.tell()
+        ts = getattr(getattr(ds, "file_meta", None), "TransferSyntaxUID", None)
+        if ts is not None and ts.is_compressed and size > pixel_offset:
+            fh.seek(pixel_offset)
+            problem = encapsulated_problem(fh, size)
+            if problem:
+                raise TruncatedError(f"truncated: {problem}", ds)
     return ds, size - pixel_offset
+
+
+class TruncatedError(ValueError):
+    """A file that ends early (its header is kept for scrubbing messages)."""
+
+    def __init__(self, message: str, header: Dataset) -> None:
+        super().__init__(message)
+        self.header = header
+
+
+def encapsulated_problem(fh: io.BufferedIOBase, size: int) -> str | None:
+    """Walk encapsulated (compressed) Pixel Data from its element tag to the sequence delimiter
+    (PS3.5 A.4) by item headers only; return what is wrong, or None when it is complete.
+
+    pydicom only warns ("End of file reached before delimiter") on such files, and dcm2niix
+    converts them with a hole, so discovery checks the item structure itself."""
+    head = fh.read(12)  # (7FE0,0010) OB 0000 FFFFFFFF (explicit VR; compressed is explicit)
+    if len(head) < 12 or head[:4] != b"\xe0\x7f\x10\x00":
+        return None  # not at the pixel data element (e.g. trailing elements): nothing to check
+    if head[8:12] != b"\xff\xff\xff\xff":
+        length = int.from_bytes(head[8:12], "little")
+        return None if fh.tell() + length <= size else "pixel data shorter than its length"
+    while True:
+        item = fh.read(8)
+        if len(item) < 8:
+            return "compressed pixel data ends before its sequence delimiter"
+        tag, length = item[:4], int.from_bytes(item[4:], "little")
+        if tag == b"\xfe\xff\xdd\xe0":  # (FFFE,E0DD) sequence delimiter
+            return None
+        if tag != b"\xfe\xff\x00\xe0":  # (FFFE,E000) item
+            return "compressed pixel data has a damaged fragment"
+        if fh.tell() + length > size:
+            return "compressed pixel data ends inside a fragment"
+        fh.seek(length, io.SEEK_CUR)
 
 
 def check_not_truncated(ds: Dataset, remaining: int) -> None:
@@ -185,35 +229,45 @@ def discover(root: str | Path) -> tuple[list[Instance], list[Skipped]]:
         raise FileNotFoundError(f"{root}: no such file or folder")
     images: list[Instance] = []
     skipped: list[Skipped] = []
+    identities: set[str] = set()
+    notes: list[tuple[int, Source, str]] = []  # logged at the end, scrubbed of identities
     for source in iter_sources(root):
         try:
             ds, remaining = read_header(source)
+        except TruncatedError as exc:
+            identities.update(identifying_values(exc.header))
+            notes.append((logging.WARNING, source, str(exc)))
+            continue
         except (InvalidDicomError, EOFError, OSError, ValueError, KeyError, TypeError) as exc:
             reason = "not a DICOM file" if isinstance(exc, InvalidDicomError) else str(exc)
             if not isinstance(exc, InvalidDicomError) and "truncated" not in reason:
                 reason = f"unreadable DICOM ({type(exc).__name__})"
             # one summary warning for stray non-DICOM files (READMEs, spreadsheets, NIfTI)
-            (log.info if isinstance(exc, InvalidDicomError) else log.warning)(
-                "%s: %s; skipped", source.label, reason)
-            skipped.append(Skipped(source.label, reason))
+            level = logging.INFO if isinstance(exc, InvalidDicomError) else logging.WARNING
+            notes.append((level, source, reason))
             continue
+        identities.update(identifying_values(ds))
         sop = str(ds.get("SOPClassUID", ""))
         if not is_image_sop_class(sop):
             reason = f"not an image object (SOP class {UID(sop).name or 'missing'})"
-            log.info("%s: %s; skipped", source.label, reason)
-            skipped.append(Skipped(source.label, reason))
+            notes.append((logging.INFO, source, reason))
             continue
         try:
             check_not_truncated(ds, remaining)
         except ValueError as exc:
-            log.warning("%s: %s; skipped", source.label, exc)
-            skipped.append(Skipped(source.label, str(exc)))
+            notes.append((logging.WARNING, source, str(exc)))
             continue
         if "SeriesInstanceUID" not in ds:
-            log.warning("%s: no Series Instance UID; skipped", source.label)
-            skipped.append(Skipped(source.label, "no Series Instance UID"))
+            notes.append((logging.WARNING, source, "no Series Instance UID"))
             continue
         images.append(Instance(source, ds))
+    # labels can hold identities (export folders named after the patient): scrub them with the
+    # identifying values of every header read, before anything is logged or returned
+    scrub = scrubber(sorted(identities))
+    for level, source, reason in notes:
+        label = scrub(source.label)
+        log.log(level, "%s: %s; skipped", label, scrub(reason))
+        skipped.append(Skipped(label, scrub(reason)))
     stray = [s.source for s in skipped if s.reason == "not a DICOM file"]
     if stray:
         log.warning("%d non-DICOM file(s) skipped (e.g. %s); `weeke inspect` lists them",

@@ -136,13 +136,14 @@ class DerivativesSink(SimpleInterface):
         written: list[str] = []
 
         def put(src: str, rel: str, sidecar: dict | None = None) -> None:
+            from weeke_pipeline import atomic  # complete files only, even on a full disk
+
             dest = base / rel
-            dest.parent.mkdir(parents=True, exist_ok=True)
-            shutil.copyfile(src, dest)
+            atomic.copy_file(src, dest)
             written.append(str(dest))
             if sidecar is not None:
                 side = dest.with_name(dest.name.split(".")[0] + ".json")
-                side.write_text(json.dumps(sidecar, indent=2, sort_keys=True) + "\n")
+                atomic.write_text(side, json.dumps(sidecar, indent=2, sort_keys=True) + "\n")
                 written.append(str(side))
 
         images = {
