@@ -10,8 +10,9 @@ would load), 20 reader accounts (each case on two worklists: 4 cases per reader)
 Each simulated reader is a thread with its own logged-in session and keep-alive connection (as
 a browser tab): it opens a form page, then autosaves that draft 3 times, for --rounds rounds
 over its cases. Two load shapes:
-  * paced: a request every 0.6 s per reader at most, the fastest the form page sends (its
-    autosave waits 0.6 s after the last change): 20 readers working flat out;
+  * paced: a request every 0.6 s (+-10 %) per reader, the fastest the form page sends (its
+    autosave waits 0.6 s after the last change): 20 readers working flat out, each starting
+    at a random moment of the 0.6 s cycle (readers are not in step);
   * closed loop: no pause at all, the next request as soon as the answer arrives (stress).
 Each shape runs with 1 reader (baseline) and with 20 concurrent readers; the script prints
 median and 95th percentile per request kind, the goal and the ratio to the goal, and the ratio
@@ -94,6 +95,8 @@ class Reader:
              start: threading.Barrier | None = None) -> None:
         if start is not None:
             start.wait()
+            if pace:  # readers are not in step: each starts at its own moment of the cycle
+                time.sleep(float(self.rng.uniform(0, pace)))
         for r in range(rounds):
             code = self.codes[r % len(self.codes)]
             for kind in ("page", "save", "save", "save"):
@@ -111,8 +114,9 @@ class Reader:
                     self.versions[code] = answer["version"]
                 dt = time.perf_counter() - t0
                 out[kind].append(dt * 1000)
-                if pace > dt:
-                    time.sleep(pace - dt)
+                wait = pace * float(self.rng.uniform(0.9, 1.1)) - dt  # +-10 %: stay out of step
+                if wait > 0:
+                    time.sleep(wait)
 
 
 def cpu_seconds(pid: int) -> float:
