@@ -1,6 +1,7 @@
 """The reading tests again on PostgreSQL (WEEKE_TEST_POSTGRES_URL, set by scripts/services.sh).
 
-Django is configured once per process, so the suite (without the browser test) runs in a
+Django is configured once per process, so the suite (without the browser test, and without
+the durability test, which covers both databases itself) runs in a
 child pytest with WEEKE_READING_BACKEND=postgres; its session fixture creates and drops a
 throwaway database on that server.
 """
@@ -28,6 +29,8 @@ def test_reading_suite_on_postgresql() -> None:
     proc = subprocess.run(
         [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", str(HERE),
          "--deselect", f"{HERE / 'test_reading_browser.py'}",
+         # runs on both databases itself
+         "--deselect", f"{HERE / 'test_reading_durability.py'}",
          "-k", "not test_reading_suite_on_postgresql"],
         env=env, capture_output=True, text=True, timeout=600, cwd=HERE.parents[1])
     assert proc.returncode == 0, proc.stdout[-4000:] + proc.stderr[-2000:]

@@ -3,6 +3,7 @@ assignment of cases to readers and the database lock. Views and CLI commands cal
 
 from __future__ import annotations
 
+import functools
 import random
 import secrets
 from typing import Any
@@ -52,9 +53,16 @@ class Forbidden(ReadingError):
 
 
 def get_form(form_id: str | None = None, version: str | None = None) -> Any:
+    """The score engine's form definition, parsed once per process (the form files of a
+    released version are frozen; a new version is picked up by a restart)."""
+    return _load_form(form_id or DEFAULT_FORM, version)
+
+
+@functools.lru_cache(maxsize=32)
+def _load_form(form_id: str, version: str | None) -> Any:
     from weeke_pipeline.scoring import load_form
 
-    return load_form(form_id or DEFAULT_FORM, version)
+    return load_form(form_id, version)
 
 
 def form_of(obj: ReadBase) -> Any:
@@ -134,8 +142,11 @@ def score(form: Any, items: dict[str, dict[str, Any]], *, final: bool) -> tuple[
     return result, pending
 
 
-def score_response(obj: ReadBase | None, form: Any, items: dict[str, Any]) -> dict[str, Any]:
-    result, pending = score(form, items, final=False)
+def score_response(obj: ReadBase | None, form: Any, items: dict[str, Any],
+                   scored: tuple[Any, list[str]] | None = None) -> dict[str, Any]:
+    """The JSON answer: score (``scored`` = an existing ``score(...)`` result, else computed),
+    items still pending, and the object's version and status."""
+    result, pending = scored or score(form, items, final=False)
     out = {"score": result.as_dict(), "pending": pending}
     if obj is not None:
         out.update(version=obj.version, status=obj.status,
@@ -174,17 +185,19 @@ def save_draft(obj: ReadBase, user: Any, payload: Any, version: Any) -> dict[str
         raise Conflict("this read is signed: a change needs a reason (revise)")
     form = form_of(obj)
     items = clean_items(form, payload)
-    score(form, items, final=False)
+    scored = score(form, items, final=False)
     model = type(obj)
+    now = timezone.now()
     with transaction.atomic():
         changed = model.objects.filter(pk=obj.pk, version=version, status=ReadBase.DRAFT).update(
-            items={"items": items}, version=F("version") + 1, updated_at=timezone.now())
+            items={"items": items}, version=F("version") + 1, updated_at=now)
         if not changed:
             raise Conflict("this draft was changed in another tab or window since you opened "
                            "it; reload the page to see the latest version")
         audit.record(user, f"{_label(obj)}.update", obj, old=obj.items, new={"items": items})
-    obj.refresh_from_db()
-    return score_response(obj, form, items)
+    # the row now holds exactly this (the conditional update matched version ``version``)
+    obj.items, obj.version, obj.updated_at = {"items": items}, version + 1, now
+    return score_response(obj, form, items, scored)
 
 
 def sign(obj: ReadBase, user: Any, password: str, version: Any) -> dict[str, Any]:

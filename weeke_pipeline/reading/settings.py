@@ -51,7 +51,8 @@ def parse_database_url(url: str, data_dir: Path) -> dict[str, Any]:
 
 def _sqlite(path: Path) -> dict[str, Any]:
     return {
-        "ENGINE": "django.db.backends.sqlite3",
+        # Django's SQLite backend plus an in-process queue for write transactions
+        "ENGINE": "weeke_pipeline.reading.sqlite_backend",
         "NAME": str(path),
         "OPTIONS": {
             # WAL: readers never block the writer; IMMEDIATE: writers queue instead of failing
@@ -101,6 +102,7 @@ def build_settings(data_dir: str | os.PathLike[str] | None = None,
         "MIDDLEWARE": [
             "django.middleware.security.SecurityMiddleware",
             "django.contrib.sessions.middleware.SessionMiddleware",
+            "weeke_pipeline.reading.middleware.SessionRefreshMiddleware",
             "django.middleware.common.CommonMiddleware",
             "django.middleware.csrf.CsrfViewMiddleware",
             "django.contrib.auth.middleware.AuthenticationMiddleware",
@@ -134,10 +136,10 @@ def build_settings(data_dir: str | os.PathLike[str] | None = None,
         "STATIC_URL": "/static/",
         "LOGIN_URL": "/login/",
         "LOGIN_REDIRECT_URL": "/",
-        # Sessions expire after 30 minutes without a request (autosave keeps an open form alive)
-        # and when the browser closes.
+        # Sessions expire after 30 minutes without a request (autosave keeps an open form alive;
+        # SessionRefreshMiddleware pushes the expiry back at most once a minute) and when the
+        # browser closes.
         "SESSION_COOKIE_AGE": 30 * 60,
-        "SESSION_SAVE_EVERY_REQUEST": True,
         "SESSION_EXPIRE_AT_BROWSER_CLOSE": True,
         "SESSION_COOKIE_HTTPONLY": True,
         "SESSION_COOKIE_SAMESITE": "Strict",

@@ -28,6 +28,7 @@ from weeke_pipeline.reading.models import (
     Case,
     DatabaseLock,
     LoginFailure,
+    Read,
     ReaderAssignment,
 )
 from weeke_pipeline.reading.signals import client_address
@@ -109,6 +110,16 @@ def _assigned_case(request: HttpRequest, code: str) -> Case:
     return assignment.case
 
 
+def _own_read(request: HttpRequest, code: str) -> Read:
+    """The reader's read of a case on their worklist (one query once it exists; created on
+    first opening). 404 when the case is not on the worklist."""
+    read = Read.objects.select_related("case").filter(
+        case__code=code, reader=request.user, case__assignments__reader=request.user).first()
+    if read is None:
+        read = services.get_or_create_read(_assigned_case(request, code), request.user)
+    return read
+
+
 @role_required("reader")
 def worklist(request: HttpRequest) -> HttpResponse:
     rows = []
@@ -151,12 +162,12 @@ def _page_config(request: HttpRequest, case: Case, obj: Any, api: str) -> dict[s
 
 @role_required("reader")
 def read_page(request: HttpRequest, code: str) -> HttpResponse:
-    case = _assigned_case(request, code)
     try:
-        read = services.get_or_create_read(case, request.user)
+        read = _own_read(request, code)
     except services.ReadingError as exc:
         return render(request, "reading/message.html", {"title": "Cannot open", "text": str(exc)},
                       status=exc.status)
+    case = read.case
     config = _page_config(request, case, read, f"/api/case/{case.code}/read")
     return render(request, "reading/form.html", {"case": case, "config": config,
                                                  "mode": "read"})
@@ -211,9 +222,7 @@ def _dispatch(request: HttpRequest, obj: Any, action: str) -> dict[str, Any]:
 @role_required("reader")
 @_api
 def read_api(request: HttpRequest, code: str, action: str = "") -> dict[str, Any]:
-    case = _assigned_case(request, code)
-    read = services.get_or_create_read(case, request.user)
-    return _dispatch(request, read, action)
+    return _dispatch(request, _own_read(request, code), action)
 
 
 @role_required("reader", "adjudicator")

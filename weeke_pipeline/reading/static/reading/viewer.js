@@ -4,13 +4,17 @@ import { Niivue, SLICE_TYPE } from "../vendor/niivue/index.js";
 
 const config = JSON.parse(document.getElementById("weeke-config").textContent);
 const viewers = [];
+// milliseconds since navigation start, per sequence: viewer attached (WebGL ready), image shown
+const timing = { attached: {}, loaded: {} };
 
 async function open(img) {
   const canvas = document.getElementById(`gl-${img.sequence}`);
   const nv = new Niivue({ backColor: [0, 0, 0, 1], crosshairColor: [1, 0.2, 0.2, 1], show3Dcrosshair: true });
   await nv.attachTo(canvas.id);
+  timing.attached[img.sequence] = performance.now();
   nv.setSliceType(SLICE_TYPE.MULTIPLANAR);
   await nv.loadVolumes([{ url: img.url, colormap: "gray", name: `${img.sequence}.nii.gz` }]);
+  timing.loaded[img.sequence] = performance.now();
   return nv;
 }
 
@@ -35,6 +39,7 @@ async function main() {
   document.querySelectorAll("[data-preset]").forEach((b) =>
     b.addEventListener("click", () => viewers.forEach((nv) => preset(nv, b.dataset.preset))));
   window.weekeViewers = viewers;
+  window.weekeViewerTiming = timing;
   document.body.dataset.viewersLoaded = String(viewers.length);
 }
 
