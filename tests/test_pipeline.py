@@ -212,3 +212,43 @@ def test_shipped_run_specifications_parse() -> None:
     assert {"fast", "precise", "sloppy"} <= set(list_presets())
     for name in ("fast", "precise", "sloppy"):
         assert load_preset(name).to_dict()["version"]
+
+
+@pytest.mark.slow
+def test_kill_9_mid_run_then_rerun_finishes_with_identical_outputs(one_subject: Path,
+                                                                   tmp_path: Path) -> None:
+    """SIGKILL the whole run (all worker processes) once the atlas step has finished; the
+    re-run completes the rest from the cache and matches an uninterrupted run byte for byte."""
+    import os
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    key = tmp_path / "key.txt"
+    key.write_text("test-project-key")
+
+    def argv(out: Path) -> list[str]:
+        return [sys.executable, "-m", "weeke_pipeline.cli", "run", str(one_subject / "dicom"),
+                str(out), "--participants", str(one_subject / "participants.tsv"),
+                "--key-file", str(key), "--sloppy", "--no-dti", "--no-progress"]
+
+    killed = tmp_path / "killed"
+    proc = subprocess.Popen(argv(killed), stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+                            start_new_session=True)
+    done = killed / "work/weeke_wf" / f"sub_{SUB}_ses_01_wf" / "atlas_reg"
+    deadline = time.monotonic() + 600
+    while not list(done.glob("result_*.pklz")) and proc.poll() is None:
+        assert time.monotonic() < deadline, "the atlas step did not finish in 10 minutes"
+        time.sleep(0.2)
+    os.killpg(proc.pid, signal.SIGKILL)
+    proc.wait()
+    metrics = Path("derivatives/weeke") / f"sub-{SUB}/ses-01/sub-{SUB}_ses-01_metrics.tsv"
+    assert not (killed / metrics).exists() or proc.returncode == 0
+    subprocess.run(argv(killed), check=True, capture_output=True)
+    clean = tmp_path / "clean"
+    subprocess.run(argv(clean), check=True, capture_output=True)
+    assert (killed / metrics).read_bytes() == (clean / metrics).read_bytes()
+    dseg = Path("derivatives/weeke") / f"sub-{SUB}/ses-01/anat" / (
+        f"sub-{SUB}_ses-01_space-T2w_desc-atlas_dseg.nii.gz")
+    assert (killed / dseg).read_bytes() == (clean / dseg).read_bytes()
