@@ -106,7 +106,7 @@ def test_enabling_fa_shows_fourth_panel_and_serves_it(fa_study) -> None:
     images = page_images(reader, code)
     assert [i["sequence"] for i in images] == ["T1w", "T2w", "ADC", "FA"]
     fa = images[3]
-    assert fa["colormap"] == "viridis" and fa["window"]["default"] == [0, 1]
+    assert fa["colormap"] == "inferno" and fa["window"]["default"] == [0, 1]
     assert all(i["colormap"] == "gray" and "window" not in i for i in images[:3])
     r = reader.get(f"/case/{code}/image/FA.nii.gz")
     assert r.status_code == 200

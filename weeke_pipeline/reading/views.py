@@ -151,8 +151,11 @@ def form_spec(form: Any) -> dict[str, Any]:
 
 #: how the viewer shows each sequence: NiiVue colormap and, for FA, a fixed window
 #: (FA is dimensionless, 0-1; "narrow" stretches 0-0.5, where neonatal grey matter and
-#: unmyelinated white matter lie). Anatomical images use the image's robust range.
-VIEW = {"FA": {"colormap": "viridis", "window": {"default": [0, 1], "narrow": [0, 0.5],
+#: unmyelinated white matter lie). "inferno": perceptually uniform with luminance rising
+#: monotonically (reads in greyscale too), black at FA 0 like the anatomical panels'
+#: background, and unmistakably not a T1w/T2w/ADC panel. Anatomical images use the image's
+#: robust range in grey.
+VIEW = {"FA": {"colormap": "inferno", "window": {"default": [0, 1], "narrow": [0, 0.5],
                                                   "wide": [0, 1]}}}
 
 
