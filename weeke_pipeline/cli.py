@@ -29,6 +29,7 @@ SUBCOMMANDS: dict[str, str] = {
     "cases": "weeke_pipeline.commands.cases",
     "audit": "weeke_pipeline.commands.audit",
     "db": "weeke_pipeline.commands.db",
+    "study": "weeke_pipeline.commands.study",
     "export": "weeke_pipeline.commands.export",
     "agreement": "weeke_pipeline.commands.agreement",
     "unblind": "weeke_pipeline.commands.unblind",

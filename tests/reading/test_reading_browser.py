@@ -1,13 +1,15 @@
 """End to end in headless Chromium (Debian's, driven by Playwright) against one real
 `weeke serve` for the module: the double read and its adjudication, as the users do it.
 
-Reader 1 logs in, sees the three linked images render, moves the crosshair in one viewer and
-sees the others follow, fills the form with the keyboard, sees the live total, finds the
-autosaved draft after a reload and signs with the password. Reader 2 does the same with one
-item scored differently. The adjudicator then opens the case, sees both reads side by side with
-the differing item marked, resolves it and signs the consensus. Screenshots of the reader's form
-page and of the adjudication page are kept ($WEEKE_TEST_ARTIFACTS, else pytest's tmp folder;
-the folder is printed).
+Reader 1 logs in, sees the three linked images render (the case also has an FA map, hidden by
+the default study setting), moves the crosshair in one viewer and sees the others follow, fills
+the form with the keyboard, sees the live total, finds the autosaved draft after a reload and
+signs with the password. The coordinator then lets readers see FA (`weeke study set`): reader 2
+sees four linked viewers render and follow the crosshair, and reads with one item scored
+differently. The adjudicator then opens the case, sees both reads side by side with the
+differing item marked, resolves it and signs the consensus. Screenshots of the reader's form
+page (3 and 4 viewers) and of the adjudication page are kept ($WEEKE_TEST_ARTIFACTS, else
+pytest's tmp folder; the folder is printed).
 """
 
 from __future__ import annotations
@@ -35,8 +37,9 @@ pytestmark = pytest.mark.slow
 
 
 def write_case(root: Path) -> Path:
-    """One case with T1w, T2w and ADC made from the shipped synthetic sample T2w (so the
-    screenshots show a brain): T1w = inverted T2w contrast inside the head, ADC ~ T2w."""
+    """One case with T1w, T2w, ADC and FA made from the shipped synthetic sample T2w (so the
+    screenshots show a brain): T1w = inverted T2w contrast inside the head, ADC ~ T2w,
+    FA (0-1, float) high where T2w is low."""
     import nibabel as nib
 
     t2 = nib.load(SAMPLE_T2W)
@@ -49,18 +52,25 @@ def write_case(root: Path) -> Path:
     for seq, arr in images.items():
         nib.save(nib.Nifti1Image(arr.astype(np.int16), t2.affine),
                  str(anat / f"sub-BROWSER1_{seq}.nii.gz"))
+    fa = np.where(head, 0.1 + 0.7 * (1 - data / data.max()), 0).astype(np.float32)
+    nib.save(nib.Nifti1Image(fa, t2.affine), str(anat / "sub-BROWSER1_space-T2w_FA.nii.gz"))
     (root / "participants.tsv").write_text("participant_id\tpma_weeks\tday_of_life\n"
                                            "sub-BROWSER1\t44+2\t29\n")
     return root
 
 
 @pytest.fixture(scope="module")
-def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+def data_args(tmp_path_factory: pytest.TempPathFactory) -> list[str]:
+    return ["--data", str(tmp_path_factory.mktemp("browser") / "data")]
+
+
+@pytest.fixture(scope="module")
+def server(tmp_path_factory: pytest.TempPathFactory, data_args: list[str]) -> Iterator[str]:
     if CHROMIUM is None:
         pytest.skip("Debian's chromium is not installed (scripts/services.sh installs it)")
     pytest.importorskip("playwright")
-    tmp = tmp_path_factory.mktemp("browser")
-    d = ["--data", str(tmp / "data")]
+    tmp = tmp_path_factory.mktemp("browser-study")
+    d = data_args
     env = cli_env(WEEKE_PASSWORD=PASSWORD)
     weeke(["users", "add", "reader1", "--role", "reader", *d],
           ["users", "add", "reader2", "--role", "reader", *d],
@@ -165,20 +175,15 @@ CROSSHAIRS_MM = ("() => window.weekeViewers.map((nv) => "
                  "Array.from(nv.frac2mm(nv.scene.crosshairPos)).slice(0, 3))")
 
 
-def test_double_read_and_adjudication(server: str, browser: Any, artifacts: Path,
-                                      capsys: pytest.CaptureFixture[str]) -> None:
-    from playwright.sync_api import expect
-
-    # ---------------------------------------------------------------- reader 1
-    page = login(browser, server, "reader1", "/worklist/")
-    load_s = open_case(page)
+def check_viewers(page: Any, expected: list[str]) -> None:
+    """The viewers show ``expected`` (in order), each canvas lit; a click in the T1w viewer
+    moves every other viewer's crosshair to the same millimetre position."""
     sequences = page.evaluate("() => window.weekeViewers.map((nv) => nv.volumes[0].name)")
-    assert sequences == ["T1w.nii.gz", "T2w.nii.gz", "ADC.nii.gz"]
-    for n in range(3):  # each of the three linked viewers shows an image
+    assert sequences == [f"{s}.nii.gz" for s in expected]
+    assert page.locator("canvas").count() == len(expected)
+    for n in range(len(expected)):  # each linked viewer shows an image
         lit = not_blank(page.locator("canvas").nth(n).screenshot())
         assert lit > 0.05, f"viewer {sequences[n]} rendered (almost) nothing ({lit:.3f} lit)"
-
-    # synchronised crosshair: a click in the T1w viewer moves the T2w and ADC crosshairs there
     before = page.evaluate(CROSSHAIRS_MM)
     box = page.locator("#gl-T1w").bounding_box()
     page.mouse.click(box["x"] + box["width"] * 0.15, box["y"] + box["height"] * 0.3)
@@ -186,9 +191,21 @@ def test_double_read_and_adjudication(server: str, browser: Any, artifacts: Path
                            f"{str(before[1])!r}.replace(/ /g, '')")
     after = page.evaluate(CROSSHAIRS_MM)
     assert after[0] != before[0], "the click did not move the T1w crosshair"
-    for n in (1, 2):
+    for n in range(1, len(expected)):
         assert np.allclose(after[n], after[0], atol=1.0), (
             f"{sequences[n]} crosshair at {after[n]} mm, T1w at {after[0]} mm")
+
+
+def test_double_read_and_adjudication(server: str, browser: Any, artifacts: Path,
+                                      data_args: list[str],
+                                      capsys: pytest.CaptureFixture[str]) -> None:
+    from playwright.sync_api import expect
+
+    # ---------------------------------------------------------------- reader 1
+    page = login(browser, server, "reader1", "/worklist/")
+    load_s = open_case(page)
+    # default study setting: clinical sequences only (the case's FA map is not shown)
+    check_viewers(page, ["T1w", "T2w", "ADC"])
 
     keyboard_read(page, extent=2, bilateral=True, total="4")
     page.reload()
@@ -201,18 +218,35 @@ def test_double_read_and_adjudication(server: str, browser: Any, artifacts: Path
     expect(page.locator("#revise-open")).to_be_visible()
     page.context.close()
 
+    # ------------------------------------------- the coordinator lets readers see FA
+    weeke(["study", "set", "--reader-sequences", "T1w,T2w,ADC,FA", "--reason",
+           "protocol amendment: FA read", *data_args], env=cli_env())
+
     # ---------------------------------------------------------------- reader 2, one difference
     page = login(browser, server, "reader2", "/worklist/")
-    # images already checked above: refused here to spare the software-rendered WebGL time
-    page.route("**/image/*", lambda route: route.abort())
-    open_case(page, viewers=0)
+    load_fa_s = open_case(page, viewers=4)
+    check_viewers(page, ["T1w", "T2w", "ADC", "FA"])
+    fa = page.evaluate("() => { const v = window.weekeViewers[3].volumes[0]; "
+                       "return [v.colormap, v.cal_min, v.cal_max]; }")
+    assert fa == ["inferno", 0, 1]
+    windows = ("() => window.weekeViewers.map((nv) => "
+               "[nv.volumes[0].cal_min, nv.volumes[0].cal_max])")
+    page.click("[data-preset='narrow']")  # FA keeps its own fixed windows
+    narrow = page.evaluate(windows)
+    assert narrow[3] == [0, 0.5] and narrow[1][1] - narrow[1][0] > 1
+    page.click("[data-preset='default']")
+    assert page.evaluate(windows)[3] == [0, 1]
+    page.screenshot(path=str(artifacts / "reading_form_page_fa.png"), full_page=True)
     keyboard_read(page, extent=1, bilateral=False, total="2")
     sign(page)
     page.context.close()
 
     # ---------------------------------------------------------------- adjudicator
     page = login(browser, server, "adj", "/adjudication/")
-    open_case(page)
+    # images already checked above: refused here to spare the software-rendered WebGL time
+    page.route("**/image/*", lambda route: route.abort())
+    open_case(page, viewers=0)
+    expect(page.locator("canvas")).to_have_count(4)  # FA shown to the adjudicator too
     rows = page.locator("#compare tbody tr")
     assert rows.count() == page.locator("fieldset.item").count()
     differing = page.locator("#compare tr.differs")
@@ -237,6 +271,7 @@ def test_double_read_and_adjudication(server: str, browser: Any, artifacts: Path
 
     with capsys.disabled():
         print(f"\nreading screenshots in {artifacts} (case opened and 3 viewers loaded in "
-              f"{load_s:.2f} s)")
-    for name in ("reading_form_page.png", "reading_adjudication_page.png"):
+              f"{load_s:.2f} s, 4 viewers with FA in {load_fa_s:.2f} s)")
+    for name in ("reading_form_page.png", "reading_form_page_fa.png",
+                 "reading_adjudication_page.png"):
         assert (artifacts / name).stat().st_size > 10_000

@@ -55,3 +55,8 @@ class AuditAdmin(ReadOnlyAdmin):
 @admin.register(models.DatabaseLock)
 class LockAdmin(ReadOnlyAdmin):
     list_display = ("at", "locked", "by", "reason")
+
+
+@admin.register(models.StudySetting)
+class StudySettingAdmin(ReadOnlyAdmin):
+    list_display = ("changed_at", "key", "value", "changed_by", "reason")

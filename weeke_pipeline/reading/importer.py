@@ -1,7 +1,10 @@
 """Import cases for reading from pipeline outputs or a simple NIfTI layout.
 
-Layout looked for under OUTPUT (any depth): ``sub-<label>[_entities]_<T1w|T2w|ADC>.nii[.gz]``
-(the subject from the ``sub-`` entity of the file name, else of a parent folder) and a
+Layout looked for under OUTPUT (any depth): ``sub-<label>[_entities]_<T1w|T2w|ADC>.nii[.gz]``,
+and the fractional-anisotropy map ``..._FA.nii[.gz]`` (the pipeline writes it on the T2w grid as
+``derivatives/weeke/sub-*/ses-*/dwi/*_space-T2w_FA.nii.gz``; whether readers see it is a study
+setting, :mod:`weeke_pipeline.reading.study`); the subject from the ``sub-`` entity of the file
+name, else of a parent folder; a subject needs at least one of T1w/T2w/ADC. And a
 ``participants.tsv`` (the first found, top first) with ``participant_id`` and the age at scan:
 ``pma_weeks`` (e.g. ``40.43`` or ``40+3``) or ``pma_days``, and ``day_of_life``; or the columns
 ``weeke synth`` writes (``pma_at_scan_weeks``, ``pma_at_scan_days``, ``day_of_life_at_scan``).
@@ -21,8 +24,11 @@ import secrets
 from dataclasses import dataclass, field
 from pathlib import Path
 
-SEQUENCES = ("T1w", "T2w", "ADC")
-_NAME = re.compile(r"^(?P<stem>.*)_(?P<seq>T1w|T2w|ADC)\.nii(\.gz)?$")
+#: the sequences readers may be shown by default (a case needs at least one of them)
+CLINICAL_SEQUENCES = ("T1w", "T2w", "ADC")
+#: every sequence imported, in the viewer's order
+SEQUENCES = (*CLINICAL_SEQUENCES, "FA")
+_NAME = re.compile(r"^(?P<stem>.*)_(?P<seq>T1w|T2w|ADC|FA)\.nii(\.gz)?$")
 _SUB = re.compile(r"(?:^|_)sub-(?P<label>[A-Za-z0-9]+)")
 CODE_ALPHABET = "ACDEFGHJKLMNPQRTUVWXY34679"  # no look-alikes (0/O, 1/I, 2/Z, 5/S, 8/B)
 
@@ -166,6 +172,10 @@ def import_cases(root: Path, user: object = None) -> tuple[list[str], list[str]]
     codes = set(Case.objects.values_list("code", flat=True))
     created: list[str] = []
     for label, f in sorted(found.items()):
+        if not any(s in f.images for s in CLINICAL_SEQUENCES):
+            warnings.append(f"sub-{label}: no T1w, T2w or ADC image (only "
+                            f"{', '.join(sorted(f.images))}), not imported")
+            continue
         if label in known:
             warnings.append(f"sub-{label}: already imported, skipped")
             continue

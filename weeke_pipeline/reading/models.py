@@ -187,3 +187,20 @@ class LoginFailure(models.Model):
     username = models.CharField(max_length=150, db_index=True)
     address = models.CharField(max_length=64, db_index=True)
     at = models.DateTimeField(auto_now_add=True, db_index=True)
+
+
+class StudySetting(models.Model):
+    """History of the study configuration: one row per change of one setting (``key``), the
+    latest row of a key is its current value; a key without rows has its default
+    (:mod:`weeke_pipeline.reading.study`). Rows are never changed: each change is a new row
+    with who, when and why, and an audit entry with the old and new value."""
+
+    key = models.CharField(max_length=64, db_index=True)
+    value = models.JSONField()
+    changed_by = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, blank=True,
+                                   on_delete=models.PROTECT)
+    changed_at = models.DateTimeField(auto_now_add=True)
+    reason = models.TextField()
+
+    class Meta:
+        ordering = ["id"]

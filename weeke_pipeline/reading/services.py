@@ -13,7 +13,7 @@ from django.db import transaction
 from django.db.models import Count, F
 from django.utils import timezone
 
-from weeke_pipeline.reading import audit
+from weeke_pipeline.reading import audit, study
 from weeke_pipeline.reading.models import (
     Adjudication,
     Case,
@@ -213,14 +213,17 @@ def sign(obj: ReadBase, user: Any, password: str, version: Any) -> dict[str, Any
     items = obj.items.get("items", {})
     result, _ = score(form, items, final=True)
     now = timezone.now()
+    shown = study.reader_sequences()
     with transaction.atomic():
         changed = type(obj).objects.filter(pk=obj.pk, version=version,
                                            status=ReadBase.DRAFT).update(
             status=ReadBase.SIGNED, signed_at=now, version=version + 1)
         if not changed:
             raise Conflict("this draft was changed meanwhile; reload before signing")
+        # the reading conditions: which sequences the study showed when this was signed
         audit.record(user, f"{_label(obj)}.sign", obj, new={
-            "items": items, "total": result.total, "form_sha256": obj.form_sha256})
+            "items": items, "total": result.total, "form_sha256": obj.form_sha256,
+            "sequences_shown": [s for s in obj.case.sequences if s in shown]})
     obj.refresh_from_db()
     return score_response(obj, form, items)
 

@@ -23,5 +23,6 @@ urlpatterns = [
          name="consensus_action"),
     path("coordinator/", views.coordinator, name="coordinator"),
     path("coordinator/lock", views.coordinator_lock, name="coordinator_lock"),
+    path("coordinator/settings", views.coordinator_settings, name="coordinator_settings"),
     path("admin/", admin.site.urls),
 ]

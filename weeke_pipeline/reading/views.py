@@ -22,7 +22,8 @@ from django.shortcuts import get_object_or_404, redirect, render
 from django.utils import timezone
 from django.views.decorators.http import require_GET, require_POST
 
-from weeke_pipeline.reading import audit, services
+from weeke_pipeline.reading import audit, services, study
+from weeke_pipeline.reading.importer import SEQUENCES
 from weeke_pipeline.reading.models import (
     Adjudication,
     Case,
@@ -125,9 +126,11 @@ def worklist(request: HttpRequest) -> HttpResponse:
     rows = []
     assignments = ReaderAssignment.objects.filter(reader=request.user).select_related("case")
     reads = {r.case_id: r for r in request.user.reads.all()}
+    shown = study.reader_sequences()
     for a in assignments.order_by("position"):
         read = reads.get(a.case_id)
-        rows.append({"case": a.case, "status": read.status if read else "not started"})
+        rows.append({"case": a.case, "status": read.status if read else "not started",
+                     "sequences": [s for s in a.case.sequences if s in shown]})
     return render(request, "reading/worklist.html",
                   {"rows": rows, "locked": DatabaseLock.is_locked()})
 
@@ -146,7 +149,24 @@ def form_spec(form: Any) -> dict[str, Any]:
     }
 
 
-def _page_config(request: HttpRequest, case: Case, obj: Any, api: str) -> dict[str, Any]:
+#: how the viewer shows each sequence: NiiVue colormap and, for FA, a fixed window
+#: (FA is dimensionless, 0-1; "narrow" stretches 0-0.5, where neonatal grey matter and
+#: unmyelinated white matter lie). "inferno": perceptually uniform with luminance rising
+#: monotonically (reads in greyscale too), black at FA 0 like the anatomical panels'
+#: background, and unmistakably not a T1w/T2w/ADC panel. Anatomical images use the image's
+#: robust range in grey.
+VIEW = {"FA": {"colormap": "inferno", "window": {"default": [0, 1], "narrow": [0, 0.5],
+                                                  "wide": [0, 1]}}}
+
+
+def shown_sequences(case: Case) -> list[str]:
+    """The case's sequences readers and adjudicators are shown (study setting)."""
+    allowed = study.reader_sequences()
+    return [s for s in case.sequences if s in allowed and s in case.images]
+
+
+def _page_config(request: HttpRequest, case: Case, obj: Any, api: str,
+                 sequences: list[str]) -> dict[str, Any]:
     form = services.form_of(obj)
     return {
         "form": form_spec(form),
@@ -155,8 +175,8 @@ def _page_config(request: HttpRequest, case: Case, obj: Any, api: str) -> dict[s
         "signed_at": obj.signed_at.isoformat() if obj.signed_at else None,
         "api": api, "score_url": f"/api/score/{form.id}/{form.version}",
         "locked": DatabaseLock.is_locked(),
-        "images": [{"sequence": s, "url": f"/case/{case.code}/image/{s}.nii.gz"}
-                   for s in case.sequences if s in case.images],
+        "images": [{"sequence": s, "url": f"/case/{case.code}/image/{s}.nii.gz",
+                    "colormap": "gray", **VIEW.get(s, {})} for s in sequences],
     }
 
 
@@ -168,9 +188,10 @@ def read_page(request: HttpRequest, code: str) -> HttpResponse:
         return render(request, "reading/message.html", {"title": "Cannot open", "text": str(exc)},
                       status=exc.status)
     case = read.case
-    config = _page_config(request, case, read, f"/api/case/{case.code}/read")
+    shown = shown_sequences(case)
+    config = _page_config(request, case, read, f"/api/case/{case.code}/read", shown)
     return render(request, "reading/form.html", {"case": case, "config": config,
-                                                 "mode": "read"})
+                                                 "mode": "read", "sequences": shown})
 
 
 def _json_body(request: HttpRequest) -> dict[str, Any]:
@@ -255,8 +276,12 @@ def _may_view_images(user: Any, case: Case) -> bool:
 @login_required
 @require_GET
 def image(request: HttpRequest, code: str, sequence: str) -> HttpResponse:
+    """A de-identified image. Readers and adjudicators get only the sequences the study
+    setting shows them (anything else is 404, as if absent); the coordinator gets any."""
     case = Case.objects.filter(code=code).first()
     if case is None or not _may_view_images(request.user, case) or sequence not in case.images:
+        raise Http404("no such image")
+    if "coordinator" not in roles(request.user) and sequence not in study.reader_sequences():
         raise Http404("no such image")
     path = settings.WEEKE_DATA_DIR / case.images[sequence]
     # FileResponse closes the file when the response is done
@@ -309,9 +334,11 @@ def adjudication_page(request: HttpRequest, code: str) -> HttpResponse:
             cells.append(_describe(item, v))
         rows.append({"label": item.label, "id": item.id, "cells": cells,
                      "differs": item.id in differ})
-    config = _page_config(request, case, adj, f"/api/case/{case.code}/consensus")
+    shown = shown_sequences(case)
+    config = _page_config(request, case, adj, f"/api/case/{case.code}/consensus", shown)
     return render(request, "reading/form.html", {"case": case, "config": config,
-                                                 "mode": "consensus", "rows": rows})
+                                                 "mode": "consensus", "rows": rows,
+                                                 "sequences": shown})
 
 
 def _describe(item: Any, value: dict[str, Any] | None) -> str:
@@ -351,7 +378,24 @@ def coordinator(request: HttpRequest) -> HttpResponse:
     return render(request, "reading/coordinator.html", {
         "rows": rows, "locked": DatabaseLock.is_locked(),
         "lock_history": DatabaseLock.objects.select_related("by").order_by("-id")[:20],
-        "audit": audit.verify()})
+        "audit": audit.verify(),
+        "reader_sequences": study.reader_sequences(),
+        "all_sequences": SEQUENCES, "default_sequences": study.DEFAULTS[study.READER_SEQUENCES],
+        "setting_history": study.history()[:20]})
+
+
+@role_required("coordinator")
+@require_POST
+def coordinator_settings(request: HttpRequest) -> HttpResponse:
+    """Change which sequences readers see (with a reason; audited)."""
+    try:
+        study.set_reader_sequences(request.user, request.POST.getlist("sequence"),
+                                   request.POST.get("reason", ""))
+        messages.success(request, "Readers now see: "
+                         + ", ".join(study.reader_sequences()) + ".")
+    except services.ReadingError as exc:
+        messages.error(request, str(exc))
+    return redirect("coordinator")
 
 
 @role_required("coordinator")

@@ -1,5 +1,7 @@
-// Linked multiplanar viewer: one NiiVue instance per sequence (T1w, T2w, ADC), each broadcasting
-// its crosshair and pan/zoom to the others; window/level presets for all at once.
+// Linked multiplanar viewer: one NiiVue instance per sequence (T1w, T2w, ADC, and FA where the
+// study shows it), each broadcasting its crosshair and pan/zoom to the others; window/level
+// presets for all at once. A sequence with a fixed window (FA: 0-1) keeps it per preset;
+// anatomical images use their robust range.
 import { Niivue, SLICE_TYPE } from "../vendor/niivue/index.js";
 
 const config = JSON.parse(document.getElementById("weeke-config").textContent);
@@ -13,7 +15,10 @@ async function open(img) {
   await nv.attachTo(canvas.id);
   timing.attached[img.sequence] = performance.now();
   nv.setSliceType(SLICE_TYPE.MULTIPLANAR);
-  await nv.loadVolumes([{ url: img.url, colormap: "gray", name: `${img.sequence}.nii.gz` }]);
+  const volume = { url: img.url, colormap: img.colormap || "gray", name: `${img.sequence}.nii.gz` };
+  if (img.window) [volume.cal_min, volume.cal_max] = img.window.default;
+  await nv.loadVolumes([volume]);
+  nv.weekeImage = img;
   timing.loaded[img.sequence] = performance.now();
   return nv;
 }
@@ -21,6 +26,12 @@ async function open(img) {
 function preset(nv, name) {
   const vol = nv.volumes[0];
   if (!vol) return;
+  const fixed = nv.weekeImage && nv.weekeImage.window;
+  if (fixed) {
+    [vol.cal_min, vol.cal_max] = fixed[name] || fixed.default;
+    nv.updateGLVolume();
+    return;
+  }
   const lo = vol.robust_min, hi = vol.robust_max, mid = (lo + hi) / 2, half = (hi - lo) / 2;
   const [a, b] = name === "narrow" ? [mid - half / 2, mid + half / 2]
     : name === "wide" ? [vol.global_min, vol.global_max] : [lo, hi];

@@ -1,0 +1,90 @@
+"""Study configuration: settings that fix the reading conditions of a trial.
+
+Kept in the database (:class:`~weeke_pipeline.reading.models.StudySetting`), not in a server
+flag or environment variable, because which images the readers see is part of the reading
+protocol: it must be the same for every server process of a deployment, survive restarts, and
+its changes must be attributable (who, when, why), as REDCap's project settings and XNAT's
+project configuration are. A coordinator changes a setting with a reason (``weeke study set``
+or the coordinator page); every change is a new row and an audit entry (``study.setting``, old
+and new value, reason); refused while the database is locked.
+
+Settings:
+
+``reader_sequences``
+    the sequences readers and adjudicators are shown, in the viewer's order. Default: the
+    clinical sequences T1w, T2w, ADC. Adding ``FA`` shows the fractional-anisotropy map as a
+    fourth linked panel; sequences not listed are neither listed nor served to them.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from django.db import transaction
+
+from weeke_pipeline.reading import audit
+from weeke_pipeline.reading.importer import CLINICAL_SEQUENCES, SEQUENCES
+from weeke_pipeline.reading.models import StudySetting
+
+READER_SEQUENCES = "reader_sequences"
+DEFAULTS: dict[str, Any] = {READER_SEQUENCES: list(CLINICAL_SEQUENCES)}
+MAX_REASON = 500
+
+
+def get(key: str) -> Any:
+    """The current value of a setting (its latest change, else its default)."""
+    if key not in DEFAULTS:
+        raise KeyError(f"unknown study setting {key!r}")
+    row = StudySetting.objects.filter(key=key).order_by("-id").values_list("value").first()
+    return row[0] if row else DEFAULTS[key]
+
+
+def reader_sequences() -> list[str]:
+    """Sequences shown to readers and adjudicators, in display order."""
+    return list(get(READER_SEQUENCES))
+
+
+def parse_sequences(value: str | list[str]) -> list[str]:
+    """``"T1w,T2w,ADC,FA"`` or a list -> known sequences in canonical order (no duplicates)."""
+    from weeke_pipeline.reading.services import ReadingError
+
+    names = [s.strip() for s in (value.split(",") if isinstance(value, str) else value)]
+    names = [s for s in names if s]
+    unknown = [s for s in names if s not in SEQUENCES]
+    if unknown:
+        raise ReadingError(f"unknown sequence(s) {', '.join(unknown)}: choose from "
+                           + ", ".join(SEQUENCES))
+    if not names:
+        raise ReadingError("readers need at least one sequence")
+    return [s for s in SEQUENCES if s in names]
+
+
+def set_setting(user: Any, key: str, value: Any, reason: str) -> StudySetting:
+    """Record a new value with the reason; audited. Refused when locked or unchanged."""
+    from weeke_pipeline.reading.services import ReadingError, ensure_unlocked
+
+    ensure_unlocked()
+    reason = (reason or "").strip()
+    if not reason:
+        raise ReadingError("changing a study setting needs a reason")
+    if len(reason) > MAX_REASON:
+        raise ReadingError(f"the reason is longer than {MAX_REASON} characters")
+    if key == READER_SEQUENCES:
+        value = parse_sequences(value)
+    old = get(key)
+    if value == old:
+        raise ReadingError(f"{key} is already {value}")
+    with transaction.atomic():
+        row = StudySetting.objects.create(key=key, value=value, changed_by=user, reason=reason)
+        audit.record(user or "system", "study.setting", object_type="study", object_id=key,
+                     old={key: old}, new={key: value}, reason=reason)
+    return row
+
+
+def set_reader_sequences(user: Any, sequences: str | list[str], reason: str) -> StudySetting:
+    return set_setting(user, READER_SEQUENCES, sequences, reason)
+
+
+def history(key: str | None = None) -> list[StudySetting]:
+    rows = StudySetting.objects.select_related("changed_by").order_by("-id")
+    return list(rows.filter(key=key) if key else rows)
