@@ -193,5 +193,8 @@ def run_demo(out: Path) -> dict[str, Path]:
 
 
 def serve_hint(out: Path) -> str:
-    return (f"try the reading app: weeke serve --data {out.resolve() / 'reading'}  "
-            f"(users: {', '.join(n for _, n in DEMO_USERS)}; password {DEMO_PASSWORD})")
+    data = out.resolve() / "reading"
+    return (f"try the reading app: weeke serve --data {data}  "
+            f"(users: {', '.join(n for _, n in DEMO_USERS)}; password {DEMO_PASSWORD}); "
+            f"FA is imported but hidden from readers until: weeke study set --data {data} "
+            "--reader-sequences T1w,T2w,ADC,FA --reason 'FA allowed by protocol'")
