@@ -18,6 +18,7 @@ import json
 import logging
 import os
 import secrets
+import threading
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -166,7 +167,7 @@ def build_workflow(cfg: RunConfig, sessions: list[SubjectInputs], *, deriv: Path
     wf.config["execution"] = {
         "hash_method": "content", "crashfile_format": "txt", "stop_on_first_crash": "false",
         "remove_unnecessary_outputs": "false", "crashdump_dir": str(work / "crash"),
-        "poll_sleep_duration": "0.5",
+        "poll_sleep_duration": "0.1",  # a finished node's successors start within 0.1 s
     }
     wf.config["monitoring"] = {"enabled": "false"}
     provenance = _provenance(cfg, atlas=atlas, preset=preset)
@@ -186,6 +187,22 @@ def build_workflow(cfg: RunConfig, sessions: list[SubjectInputs], *, deriv: Path
                 setattr(sub_wf.get_node("inputnode").inputs, key, value)
         wf.add_nodes([sub_wf])
     return wf
+
+
+#: modules the nodes import (seconds each); loaded in the parent before MultiProc forks its
+#: workers, so that no worker pays for them on the critical path
+HEAVY_MODULES = ("ants", "dipy.reconst.dti", "matplotlib.pyplot", "skimage.metrics",
+                 "skimage.segmentation", "pandas")
+
+
+def _preload(modules: tuple[str, ...] = HEAVY_MODULES) -> None:
+    import contextlib
+    import importlib
+
+    os.environ.setdefault("MPLBACKEND", "Agg")
+    for name in modules:
+        with contextlib.suppress(ImportError):  # a node reports it with its own error
+            importlib.import_module(name)
 
 
 def _quiet_nipype(*, verbose: bool) -> None:
@@ -262,6 +279,9 @@ def run_pipeline(cfg: RunConfig, *, progress: bool = False) -> RunSummary:
     rawdata, deriv = out / "rawdata", out / DERIVATIVES
     work = Path(cfg.work_dir).resolve() if cfg.work_dir else out / "work"
     os.environ.setdefault("ITK_GLOBAL_DEFAULT_NUMBER_OF_THREADS", "2")
+    # import the nodes' heavy modules while the ingest runs (mostly dcm2niix and file I/O)
+    preload = threading.Thread(target=_preload, name="weeke-preload", daemon=True)
+    preload.start()
     ensure_dcm2niix_on_path()
     _quiet_nipype(verbose=log.isEnabledFor(logging.INFO))
     summary = RunSummary(output_dir=str(out))
@@ -282,7 +302,7 @@ def run_pipeline(cfg: RunConfig, *, progress: bool = False) -> RunSummary:
         log.warning("no session with a T2w was found under %s", rawdata)
         _write_summary(summary, deriv)
         return summary
-
+    preload.join()
     return process_sessions(cfg, sessions, summary=summary, progress=progress)
 
 
@@ -298,6 +318,8 @@ def process_sessions(cfg: RunConfig, sessions: list[SubjectInputs], *,
     summary = summary or RunSummary(output_dir=str(out))
     _quiet_nipype(verbose=log.isEnabledFor(logging.INFO))
     wf = build_workflow(cfg, sessions, deriv=deriv, work=work)
+    if cfg.plugin in ("MultiProc", "LegacyMultiProc"):
+        _preload()  # before the workers fork (a no-op when run_pipeline preloaded)
     log.info("running %d session(s) with the %s plugin", len(sessions), cfg.plugin)
     (deriv / "run_config.toml").write_text(cfg.to_toml(_provenance(cfg)))
     plugin_args = dict(cfg.plugin_args)

@@ -23,8 +23,9 @@ def _collect(**kwargs):
 
 
 def _dict_node(name: str, fields: list[str]) -> pe.Node:
+    # a dict of paths: run in the scheduler's process (no round trip through a worker)
     node = pe.Node(niu.Function(input_names=fields, output_names=["out"], function=_collect),
-                   name=name)
+                   name=name, run_without_submitting=True)
     for f in fields:
         setattr(node.inputs, f, None)
     return node
