@@ -72,20 +72,33 @@ class LabelIndex:
         self.n_labels = n_labels
         lab = labels.ravel(order=self.order)
         sel = (lab > 0) & (lab <= n_labels)
+        outside = None
         if mask is not None:
-            sel &= self._flat(mask, "mask") > 0
+            inside = self._flat(mask, "mask") > 0
+            outside = lab[np.flatnonzero(sel & ~inside)]
+            sel &= inside
         flat = np.flatnonzero(sel)
         lk = lab[flat]
         if n_labels < 256:  # numpy's stable sort of 8-bit integers is a radix sort
             lk = lk.astype(np.uint8)
         order = np.argsort(lk, kind="stable")
-        self._set(flat[order], lk[order].astype(np.intp))
+        self._set(flat[order], np.bincount(lk, minlength=n_labels + 1))
+        #: voxels per label whether inside ``mask`` or not (region volumes)
+        self.volume_counts = (self.counts if outside is None else
+                              self.counts + np.bincount(outside, minlength=n_labels + 1))
 
-    def _set(self, flat: np.ndarray, lab: np.ndarray) -> None:
-        self.flat, self.lab = flat, lab
-        self.counts = np.bincount(lab, minlength=self.n_labels + 1)
-        self.starts = np.concatenate([[0], np.cumsum(self.counts)[:-1]])
+    def _set(self, flat: np.ndarray, counts: np.ndarray) -> None:
+        self.flat, self.counts = flat, counts
+        self.starts = np.concatenate([[0], np.cumsum(counts)[:-1]])
         self._base: dict[int, np.ndarray] = {}
+        self._lab: np.ndarray | None = None
+
+    @property
+    def lab(self) -> np.ndarray:
+        """The label of each voxel of ``flat`` (intp)."""
+        if self._lab is None:
+            self._lab = np.repeat(np.arange(self.n_labels + 1, dtype=np.intp), self.counts)
+        return self._lab
 
     def _flat(self, values: np.ndarray, what: str = "image") -> np.ndarray:
         if np.shape(values) != self.shape:
@@ -98,7 +111,8 @@ class LabelIndex:
         keep = self._flat(mask, "mask")[self.flat] > 0
         out = object.__new__(LabelIndex)
         out.shape, out.n_labels, out.order = self.shape, self.n_labels, self.order
-        out._set(self.flat[keep], self.lab[keep])
+        out._set(self.flat[keep], np.bincount(self.lab[keep], minlength=self.n_labels + 1))
+        out.volume_counts = self.volume_counts
         return out
 
     def sums(self, v: np.ndarray) -> np.ndarray:
@@ -112,23 +126,22 @@ class LabelIndex:
     def base(self, bins: int) -> np.ndarray:
         """``lab * bins``: the label part of the (label, value-bin) key, cached per ``bins``."""
         if bins not in self._base:
-            self._base[bins] = self.lab * bins
+            self._base[bins] = np.repeat(np.arange(self.n_labels + 1, dtype=np.intp) * bins,
+                                         self.counts)
         return self._base[bins]
 
     def gather(self, values: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """(labels, values) of the labelled voxels with a finite value."""
-        lk, v, _ = self._gather(values)
-        return lk, v
+        v, ok = self._gather(values)
+        return (self.lab, v) if ok is None else (self.lab[ok], v[ok])
 
-    def _gather(self, values: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray | None]:
-        """(labels, values, finite selector or None when every value is finite)."""
+    def _gather(self, values: np.ndarray) -> tuple[np.ndarray, np.ndarray | None]:
+        """(all values, finite selector or None when every value is finite)."""
         v = self._flat(values)[self.flat]
         if v.dtype.kind != "f":
             v = v.astype(np.float64)
         ok = np.isfinite(v)
-        if ok.all():
-            return self.lab, v, None
-        return self.lab[ok], v[ok], ok
+        return v, (None if ok.all() else ok)
 
     def stats(self, values: np.ndarray, *, percentiles: Sequence[float] = (),
               thresholds: Sequence[float] = (), mean: bool = False,
@@ -136,14 +149,16 @@ class LabelIndex:
         """:func:`label_stats` of one image on these voxels, plus ``pooled_median`` (the median
         over the voxels of the labels in ``pooled`` taken together, e.g. the reference tissue);
         all from one (label, value-bin) histogram (:func:`histogram_statistics`)."""
-        lk, v, ok = self._gather(values)
-        base = self.base(bins) if ok is None else self.base(bins)[ok]
+        v, ok = self._gather(values)
+        base = self.base(bins)
+        if ok is not None:
+            v, base = v[ok], base[ok]
         out = histogram_statistics(base, v, self.n_labels + 1, bins=bins,
                                    percentiles=percentiles, thresholds=thresholds,
                                    pooled=pooled)
         if mean:
             sums = (self.sums(v) if ok is None
-                    else np.bincount(lk, weights=v, minlength=self.n_labels + 1))
+                    else np.bincount(self.lab[ok], weights=v, minlength=self.n_labels + 1))
             with np.errstate(invalid="ignore", divide="ignore"):
                 out["mean"] = sums / out["count"]
         return out
@@ -355,9 +370,8 @@ def compute_region_metrics(labels: np.ndarray, *, voxel_volume_mm3: float,
     for name, img in (("T1w", t1w), ("T2w", t2w), ("ADC", adc), ("brain mask", brain_mask),
                       *((k.upper(), v) for k, v in tensor.items())):
         _check_shape(name, img, lab.shape)
-    everything = LabelIndex(lab, n)
-    out: dict[str, np.ndarray] = {"volume_mm3": everything.counts * float(voxel_volume_mm3)}
-    index = everything if brain_mask is None else everything.subset(brain_mask)
+    index = LabelIndex(lab, n, mask=brain_mask)
+    out: dict[str, np.ndarray] = {"volume_mm3": index.volume_counts * float(voxel_volume_mm3)}
     nan = np.full(n + 1, np.nan)
     ref_labels = [i for i in _reference_labels(reference) if 0 < i <= n]
     jobs: dict[str, tuple[np.ndarray, dict[str, Any]]] = {}

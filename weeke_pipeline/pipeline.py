@@ -18,7 +18,6 @@ import json
 import logging
 import os
 import secrets
-import threading
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -279,9 +278,6 @@ def run_pipeline(cfg: RunConfig, *, progress: bool = False) -> RunSummary:
     rawdata, deriv = out / "rawdata", out / DERIVATIVES
     work = Path(cfg.work_dir).resolve() if cfg.work_dir else out / "work"
     os.environ.setdefault("ITK_GLOBAL_DEFAULT_NUMBER_OF_THREADS", "2")
-    # import the nodes' heavy modules while the ingest runs (mostly dcm2niix and file I/O)
-    preload = threading.Thread(target=_preload, name="weeke-preload", daemon=True)
-    preload.start()
     ensure_dcm2niix_on_path()
     _quiet_nipype(verbose=log.isEnabledFor(logging.INFO))
     summary = RunSummary(output_dir=str(out))
@@ -302,7 +298,7 @@ def run_pipeline(cfg: RunConfig, *, progress: bool = False) -> RunSummary:
         log.warning("no session with a T2w was found under %s", rawdata)
         _write_summary(summary, deriv)
         return summary
-    preload.join()
+
     return process_sessions(cfg, sessions, summary=summary, progress=progress)
 
 
@@ -319,7 +315,7 @@ def process_sessions(cfg: RunConfig, sessions: list[SubjectInputs], *,
     _quiet_nipype(verbose=log.isEnabledFor(logging.INFO))
     wf = build_workflow(cfg, sessions, deriv=deriv, work=work)
     if cfg.plugin in ("MultiProc", "LegacyMultiProc"):
-        _preload()  # before the workers fork (a no-op when run_pipeline preloaded)
+        _preload()  # once here, before the workers fork, instead of once in every worker
     log.info("running %d session(s) with the %s plugin", len(sessions), cfg.plugin)
     (deriv / "run_config.toml").write_text(cfg.to_toml(_provenance(cfg)))
     plugin_args = dict(cfg.plugin_args)
