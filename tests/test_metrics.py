@@ -167,3 +167,31 @@ def test_grid_mismatch_is_a_clear_error(tmp_path):
         M.region_metrics("sub-x", lp, t2w=tp)
     with pytest.raises(ValueError, match="reference tissue"):
         M.compute_region_metrics(labels, voxel_volume_mm3=1, t2w=t2w, reference="liver")
+
+
+def test_float32_fortran_order_thresholds_at_the_edges():
+    """As the pipeline reads them: float32 images in Fortran order (nibabel); thresholds below
+    every value, above every value and equal to voxel values; NaN voxels ignored."""
+    labels, _, t2w, adc = _random_subject(8)
+    labels = np.asfortranarray(labels)
+    adc32 = np.asfortranarray(np.rint(adc / 50) * 50).astype(np.float32)  # ties at thresholds
+    t2w32 = np.asfortranarray(t2w.astype(np.float32))
+    lo, hi = float(np.nanmin(adc32)) - 1, float(np.nanmax(adc32)) + 1
+    thresholds = (lo, 800.0, 1000.0, hi)
+    got = M.compute_region_metrics(labels, voxel_volume_mm3=1.0, t2w=t2w32, adc=adc32,
+                                   adc_thresholds=thresholds, threads=2)
+    ref_vals = t2w32[np.isin(labels, indices_for(tissue="cerebellum"))]
+    for k in (1, 9, 20, 39):
+        m = labels == k
+        a = adc32[m]
+        a = a[np.isfinite(a)]
+        for t in thresholds:
+            assert got[f"adc_frac_below_{t:g}"][k] == (a < np.float32(t)).mean()
+        assert got["adc_median"][k] == pytest.approx(np.median(a.astype(np.float64)), rel=1e-12)
+        assert got["adc_mean"][k] == pytest.approx(a.astype(np.float64).mean(), rel=1e-12)
+        want_norm = np.percentile(t2w32[m].astype(np.float64), 50) / float(np.median(ref_vals))
+        assert got["t2w_norm"][k] == pytest.approx(want_norm, rel=1e-12)
+    one = M.compute_region_metrics(labels, voxel_volume_mm3=1.0, t2w=t2w32, adc=adc32,
+                                   adc_thresholds=thresholds, threads=1)
+    for name, v in one.items():
+        np.testing.assert_array_equal(v, got[name], err_msg=name)

@@ -228,3 +228,38 @@ def test_phantom_atlas_end_to_end_dice(tmp_path):
     d_deep = np.nanmean(list(R.dice(truth, got, deep).values()))
     d_none = np.nanmean(list(R.dice(truth, atlas_dseg.numpy().astype(int), deep).values()))
     assert d_deep > 0.75 and d_deep > d_none, (d_none, d_deep)
+
+
+def test_dilate_ball_equals_dilation_with_the_ball():
+    """The distance-transform dilation gives the same mask as binary dilation by the ball."""
+    from scipy import ndimage
+
+    rng = np.random.default_rng(5)
+    for spacing, radius in (((1.0, 1.0, 1.0), 6.0), ((1.2, 1.2, 2.0), 6.0),
+                            ((0.8, 1.5, 2.5), 4.3), ((2.5, 2.5, 3.0), 5.0)):
+        mask = ndimage.binary_dilation(rng.random((30, 26, 22)) > 0.997, iterations=2)
+        sp = np.asarray(spacing)
+        r = np.ceil(radius / sp).astype(int)
+        zz, yy, xx = np.ogrid[tuple(slice(-k, k + 1) for k in r)]
+        ball = (zz * sp[0]) ** 2 + (yy * sp[1]) ** 2 + (xx * sp[2]) ** 2 <= radius ** 2
+        want = ndimage.binary_dilation(mask, structure=ball)
+        assert np.array_equal(R.dilate_ball(mask, spacing, radius), want), spacing
+    assert not R.dilate_ball(np.zeros((4, 4, 4), bool), (1, 1, 1), 3.0).any()
+
+
+def test_similarity_is_measured_on_a_2mm_subgrid():
+    """1 mm voxels: every 2nd voxel (the numbers equal those of the subsampled images);
+    clinical 1.2 x 1.2 x 2 mm voxels: the full grid."""
+    assert R.similarity_strides((1.0, 1.0, 1.0)) == (2, 2, 2)
+    assert R.similarity_strides((1.2, 1.2, 2.0)) == (1, 1, 1)
+    assert R.similarity_strides((0.5, 0.5, 3.0)) == (4, 4, 1)
+    rng = np.random.default_rng(2)
+    a = rng.normal(100, 20, (40, 36, 30)).astype("float32")
+    b = (a * 0.8 + rng.normal(0, 10, a.shape)).astype("float32")
+    m = np.zeros(a.shape, "float32")
+    m[5:35, 4:30, 3:27] = 1
+    img = [ants.from_numpy(x, spacing=(1.0, 1.0, 1.0)) for x in (a, b, m)]
+    sub = [ants.from_numpy(np.ascontiguousarray(x[::2, ::2, ::2]), spacing=(2.0, 2.0, 2.0))
+           for x in (a, b, m)]
+    got, want = R.similarity(*img), R.similarity(*sub)
+    assert got == pytest.approx(want, rel=1e-9)

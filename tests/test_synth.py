@@ -191,3 +191,19 @@ def test_cli_refuses_unknown_pattern(tmp_path: Path, capsys: pytest.CaptureFixtu
     rc = cli.main(["synth", "--out", str(tmp_path), "--pattern", "stroke"])
     assert rc == 2
     assert "unknown pattern 'stroke'" in capsys.readouterr().err
+
+
+def test_acquisition_grids_default_and_isotropic_resolution() -> None:
+    """Default: the clinical grids unchanged; resolution r: same field of view, r mm anatomy
+    and 2r mm diffusion voxels."""
+    g = synth.acquisition_grids()
+    assert (g["T2w"], g["T1w"], g["DWI"]) == (synth.T2_GRID, synth.T1_GRID, synth.DWI_GRID)
+    one = synth.acquisition_grids(1.0)
+    for name, base in (("T2w", synth.T2_GRID), ("DWI", synth.DWI_GRID)):
+        r = 2.0 if name == "DWI" else 1.0
+        assert one[name]["pixel_mm"] == (r, r) and one[name]["slice_mm"] == r
+        fov = one[name]["rows"] * r, one[name]["n_slices"] * r
+        want = base["rows"] * base["pixel_mm"][0], base["n_slices"] * base["slice_mm"]
+        assert fov == pytest.approx(want, abs=r)
+    with pytest.raises(ValueError, match="positive"):
+        synth.acquisition_grids(0)

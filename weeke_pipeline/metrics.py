@@ -48,45 +48,120 @@ COLUMNS = ("subject", "region", "hemisphere", "label", "metric", "value")
 
 
 # --------------------------------------------------------------------------- core kernel
+#: value bins per label of the (label, value-bin) histogram that locates order statistics
+DEFAULT_BINS = 2048
+
+
 class LabelIndex:
     """The labelled voxels of a label map, gathered once and shared by every image.
 
-    ``flat`` = flat indices of voxels with label in 1..n_labels (restricted to the bounding box
-    is unnecessary: one ``flatnonzero`` pass), ``lab`` = their labels.
+    ``flat`` = flat indices (in the label map's memory order) of the voxels with a label in
+    1..n_labels (and inside ``mask``), grouped by label (one stable radix sort of the small
+    integer labels), ``lab`` = their labels, ``counts``/``starts`` = each label's run. Every
+    image is gathered with the same indices, so its values come grouped by label (sums per
+    label are ``np.add.reduceat``), and ``lab * bins`` (the label part of the histogram key) is
+    computed once.
     """
 
     def __init__(self, labels: np.ndarray, n_labels: int, mask: np.ndarray | None = None):
-        lab = np.asarray(labels).ravel()
-        flat = np.flatnonzero(lab)
-        lk = lab[flat]
-        keep = (lk > 0) & (lk <= n_labels)
-        if mask is not None:
-            keep &= np.asarray(mask).ravel()[flat] > 0
-        self.shape = np.shape(labels)
+        labels = np.asarray(labels)
+        # gather in the label map's memory order: an image with the same layout is then read
+        # through a view (nibabel arrays are Fortran-ordered; a C-order ravel would copy each)
+        self.order = "F" if labels.flags.f_contiguous and not labels.flags.c_contiguous else "C"
+        self.shape = labels.shape
         self.n_labels = n_labels
-        self.flat = flat if keep.all() else flat[keep]
-        self.lab = (lk if keep.all() else lk[keep]).astype(np.intp)
+        lab = labels.ravel(order=self.order)
+        sel = (lab > 0) & (lab <= n_labels)
+        outside = None
+        if mask is not None:
+            inside = self._flat(mask, "mask") > 0
+            outside = lab[np.flatnonzero(sel & ~inside)]
+            sel &= inside
+        flat = np.flatnonzero(sel)
+        lk = lab[flat]
+        if n_labels < 256:  # numpy's stable sort of 8-bit integers is a radix sort
+            lk = lk.astype(np.uint8)
+        order = np.argsort(lk, kind="stable")
+        self._set(flat[order], np.bincount(lk, minlength=n_labels + 1))
+        #: voxels per label whether inside ``mask`` or not (region volumes)
+        self.volume_counts = (self.counts if outside is None else
+                              self.counts + np.bincount(outside, minlength=n_labels + 1))
+
+    def _set(self, flat: np.ndarray, counts: np.ndarray) -> None:
+        self.flat, self.counts = flat, counts
+        self.starts = np.concatenate([[0], np.cumsum(counts)[:-1]])
+        self._base: dict[int, np.ndarray] = {}
+        self._lab: np.ndarray | None = None
+
+    @property
+    def lab(self) -> np.ndarray:
+        """The label of each voxel of ``flat`` (intp)."""
+        if self._lab is None:
+            self._lab = np.repeat(np.arange(self.n_labels + 1, dtype=np.intp), self.counts)
+        return self._lab
+
+    def _flat(self, values: np.ndarray, what: str = "image") -> np.ndarray:
+        if np.shape(values) != self.shape:
+            raise ValueError(f"{what} grid {np.shape(values)} differs from the label map"
+                             f" {self.shape}")
+        return np.asarray(values).ravel(order=self.order)
 
     def subset(self, mask: np.ndarray) -> LabelIndex:
         """The labelled voxels inside ``mask`` (same grid)."""
-        if np.shape(mask) != self.shape:
-            raise ValueError(f"mask grid {np.shape(mask)} differs from the label map {self.shape}")
-        keep = np.asarray(mask).ravel()[self.flat] > 0
+        keep = self._flat(mask, "mask")[self.flat] > 0
         out = object.__new__(LabelIndex)
-        out.shape, out.n_labels = self.shape, self.n_labels
-        out.flat, out.lab = self.flat[keep], self.lab[keep]
+        out.shape, out.n_labels, out.order = self.shape, self.n_labels, self.order
+        out._set(self.flat[keep], np.bincount(self.lab[keep], minlength=self.n_labels + 1))
+        out.volume_counts = self.volume_counts
         return out
+
+    def sums(self, v: np.ndarray) -> np.ndarray:
+        """Per-label sums (float64) of values gathered with this index (all of them)."""
+        out = np.zeros(self.n_labels + 1)
+        has = self.counts > 0
+        if has.any():
+            out[has] = np.add.reduceat(v, self.starts[has], dtype=np.float64)
+        return out
+
+    def base(self, bins: int) -> np.ndarray:
+        """``lab * bins``: the label part of the (label, value-bin) key, cached per ``bins``."""
+        if bins not in self._base:
+            self._base[bins] = np.repeat(np.arange(self.n_labels + 1, dtype=np.intp) * bins,
+                                         self.counts)
+        return self._base[bins]
 
     def gather(self, values: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """(labels, values) of the labelled voxels with a finite value."""
-        if np.shape(values) != self.shape:
-            raise ValueError(f"image grid {np.shape(values)} differs from the label map"
-                             f" {self.shape}")
-        v = np.asarray(values).ravel()[self.flat]
+        v, ok = self._gather(values)
+        return (self.lab, v) if ok is None else (self.lab[ok], v[ok])
+
+    def _gather(self, values: np.ndarray) -> tuple[np.ndarray, np.ndarray | None]:
+        """(all values, finite selector or None when every value is finite)."""
+        v = self._flat(values)[self.flat]
+        if v.dtype.kind != "f":
+            v = v.astype(np.float64)
         ok = np.isfinite(v)
-        if ok.all():
-            return self.lab, v
-        return self.lab[ok], v[ok]
+        return v, (None if ok.all() else ok)
+
+    def stats(self, values: np.ndarray, *, percentiles: Sequence[float] = (),
+              thresholds: Sequence[float] = (), mean: bool = False,
+              pooled: Sequence[int] = (), bins: int = DEFAULT_BINS) -> dict[str, Any]:
+        """:func:`label_stats` of one image on these voxels, plus ``pooled_median`` (the median
+        over the voxels of the labels in ``pooled`` taken together, e.g. the reference tissue);
+        all from one (label, value-bin) histogram (:func:`histogram_statistics`)."""
+        v, ok = self._gather(values)
+        base = self.base(bins)
+        if ok is not None:
+            v, base = v[ok], base[ok]
+        out = histogram_statistics(base, v, self.n_labels + 1, bins=bins,
+                                   percentiles=percentiles, thresholds=thresholds,
+                                   pooled=pooled)
+        if mean:
+            sums = (self.sums(v) if ok is None
+                    else np.bincount(self.lab[ok], weights=v, minlength=self.n_labels + 1))
+            with np.errstate(invalid="ignore", divide="ignore"):
+                out["mean"] = sums / out["count"]
+        return out
 
 
 def label_stats(labels: np.ndarray | LabelIndex, values: np.ndarray, n_labels: int, *,
@@ -99,72 +174,127 @@ def label_stats(labels: np.ndarray | LabelIndex, values: np.ndarray, n_labels: i
     Labels outside 1..n_labels are ignored. NaN where a label has no finite voxel.
     """
     index = labels if isinstance(labels, LabelIndex) else LabelIndex(labels, n_labels)
-    lk, v = index.gather(values)
-    k = n_labels + 1
-    count = np.bincount(lk, minlength=k).astype(np.float64)
-    out: dict[str, np.ndarray] = {"count": count}
-    with np.errstate(invalid="ignore", divide="ignore"):
-        out["mean"] = np.bincount(lk, weights=v, minlength=k) / count
-        for t in thresholds:
-            out[f"below_{t:g}"] = np.bincount(lk, weights=(v < t), minlength=k) / count
-    if percentiles:
-        out.update(grouped_percentiles(lk, v, k, percentiles))
-    return out
+    return index.stats(values, percentiles=percentiles, thresholds=thresholds, mean=True)
 
 
 def grouped_percentiles(lk: np.ndarray, v: np.ndarray, k: int, percentiles: Sequence[float],
-                        *, bins: int = 4096) -> dict[str, np.ndarray]:
-    """Exact per-label percentiles (linear interpolation as ``np.percentile``), no sort of all
-    voxels and no loop over labels.
+                        *, bins: int = DEFAULT_BINS) -> dict[str, np.ndarray]:
+    """Exact per-label percentiles (linear interpolation as ``np.percentile``) of values ``v``
+    with labels ``lk`` in 0..k-1 (see :func:`histogram_statistics`)."""
+    lk = np.asarray(lk, dtype=np.intp)
+    st = histogram_statistics(lk * bins, np.asarray(v), k, bins=bins, percentiles=percentiles)
+    return {f"p{q:g}": st[f"p{q:g}"] for q in percentiles}
 
-    The percentile q of a group of n sorted values x_0..x_{n-1} is
-    x_lo + (x_hi - x_lo) (pos - lo), pos = q/100 (n-1), lo = floor(pos), hi = min(lo+1, n-1).
-    The needed order statistics are located with a (label, value-bin) histogram (one
-    ``bincount``; the bin is a monotone function of the value, so ranks are preserved), and
-    only the voxels of the bins that hold them are sorted.
+
+def histogram_statistics(base: np.ndarray, v: np.ndarray, k: int, *, bins: int,
+                         percentiles: Sequence[float] = (), thresholds: Sequence[float] = (),
+                         pooled: Sequence[int] = ()) -> dict[str, Any]:
+    """Exact per-label order statistics without sorting the voxels or looping over labels.
+
+    ``base`` = label * bins of each voxel, ``v`` its (finite) value. One ``bincount`` of the key
+    label * bins + bin(x), bin(x) = floor((x - min) * scale) (monotone in x, so it preserves
+    ranks), gives each label's histogram and cumulative counts; they tell which bin holds any
+    rank of any label. Only the voxels of those bins are then sorted (a few per label).
+
+    - ``count``: voxels per label (index 0..k-1);
+    - ``p<q>``: percentile q as ``np.percentile`` (linear): x_lo + (x_hi - x_lo) (pos - lo),
+      pos = q/100 (n-1), lo = floor(pos), hi = min(lo+1, n-1), x_i the sorted values;
+    - ``below_<t>``: #{x < t} / n = (count in the bins below bin(t)) + (count of bin(t)'s
+      values < t), divided by n;
+    - ``pooled_median``: ``np.median`` of the voxels of the labels in ``pooled`` together.
+    NaN where a label has no voxel.
     """
-    res = {f"p{q:g}": np.full(k, np.nan) for q in percentiles}
+    nq = len(percentiles)
+    out: dict[str, Any] = {"count": np.zeros(k)}
+    nan = np.full(k, np.nan)
+    out.update({f"p{q:g}": nan.copy() for q in percentiles})
+    out.update({f"below_{t:g}": nan.copy() for t in thresholds})
+    if len(pooled):
+        out["pooled_median"] = np.nan
     if v.size == 0:
-        return res
-    vmin = float(v.min())
-    span = float(v.max()) - vmin
-    scale = bins / span if span > 0 else 0.0
-    qb = ((v - vmin) * scale).astype(np.intp)
-    np.minimum(qb, bins - 1, out=qb)
-    key = lk * bins + qb
+        return out
+    vmin, vmax = v.min(), v.max()
+    span = float(vmax) - float(vmin)
+    # the largest value maps below ``bins`` (to bins - 0.5 up to rounding): no clipping pass
+    scale = v.dtype.type((bins - 0.5) / span if span > 0 else 0.0)
+    qf = np.subtract(v, vmin)
+    np.multiply(qf, scale, out=qf)
+    key = qf.astype(np.intp)
+    del qf
+    np.add(key, base, out=key)
     hist = np.bincount(key, minlength=k * bins).reshape(k, bins)
-    cnt = hist.sum(axis=1)
     cum = np.cumsum(hist, axis=1)
-    has = cnt > 0
-    labs = np.flatnonzero(has)
+    cnt = cum[:, -1]
+    labs = np.flatnonzero(cnt > 0)
     n = cnt[labs]
-    pos = np.stack([(q / 100.0) * (n - 1) for q in percentiles])        # (Q, L)
+    out["count"] = cnt.astype(np.float64)
+    table = np.zeros(k * bins, dtype=bool)          # (label, bin) pairs whose voxels we sort
+
+    # percentiles: the bin of every needed rank, all labels at once (searchsorted in the
+    # concatenated cumulative counts, each row offset by row * total)
+    pos = np.array([(q / 100.0) * (n - 1) for q in percentiles]).reshape(nq, len(labs))
     lo = np.floor(pos).astype(np.intp)
-    hi = np.minimum(lo + 1, n - 1)
-    ranks = np.concatenate([lo, hi])                                    # (2Q, L)
-    # bin holding each rank: searchsorted in each label's cumulative counts, done for all
-    # labels at once by offsetting every row of ``cum`` by (row * total + row)
+    ranks = np.concatenate([lo, np.minimum(lo + 1, n - 1)])           # (2Q, L)
     big = int(cnt.sum()) + 1
     off = np.arange(k, dtype=np.int64)[:, None] * big
-    flatcum = (cum + off).ravel()
-    b = np.searchsorted(flatcum, ranks + off[labs, 0], side="right") - labs * bins
+    b = np.searchsorted((cum + off).ravel(), ranks + off[labs, 0], side="right") - labs * bins
     within = ranks - (cum[labs, b] - hist[labs, b])
     tkey = labs * bins + b
-    table = np.zeros(k * bins, dtype=bool)
     table[tkey.ravel()] = True
+
+    # thresholds: bin(t) by the same arithmetic as the voxels' bins
+    tvals = [v.dtype.type(t) for t in thresholds]
+    tbins = []
+    for t in tvals:
+        tb = int(np.multiply(np.subtract(t, vmin), scale)) if vmin <= t <= vmax else -1
+        tbins.append(tb)
+        if tb >= 0:
+            table[labs * bins + tb] = True
+
+    # pooled median: the pooled labels' histogram is the sum of their rows
+    pool = np.zeros(k, dtype=bool)
+    pn = 0
+    if len(pooled):
+        pool[np.asarray(pooled, dtype=np.intp)] = True
+        phist = hist[pool].sum(axis=0)
+        pcum = np.cumsum(phist)
+        pn = int(pcum[-1])
+        if pn:
+            pranks = np.array([(pn - 1) // 2, pn // 2])
+            pb = np.searchsorted(pcum, pranks, side="right")
+            pwithin = pranks - (pcum[pb] - phist[pb])
+            for bb in np.unique(pb):
+                table[np.flatnonzero(pool) * bins + bb] = True
+
     cand = np.flatnonzero(table[key])
     ck, cv = key[cand], v[cand]
     o = np.lexsort((cv, ck))
-    cks, cvs = ck[o], cv[o]
-    vals = cvs[np.searchsorted(cks, tkey) + within]
-    nq = len(percentiles)
-    vlo, vhi = vals[:nq], vals[nq:]
-    frac = pos - lo
-    for i, q in enumerate(percentiles):
-        r = np.full(k, np.nan)
-        r[labs] = vlo[i] + (vhi[i] - vlo[i]) * frac[i]
-        res[f"p{q:g}"] = r
-    return res
+    ck, cv = ck[o], cv[o]                            # candidates by (label, bin), then value
+    if nq:
+        vals = cv[np.searchsorted(ck, tkey) + within].astype(np.float64)
+        vlo, vhi = vals[:nq], vals[nq:]
+        frac = pos - lo
+        for i, q in enumerate(percentiles):
+            out[f"p{q:g}"][labs] = vlo[i] + (vhi[i] - vlo[i]) * frac[i]
+    with np.errstate(invalid="ignore", divide="ignore"):
+        for t, tv, tb in zip(thresholds, tvals, tbins, strict=True):
+            if tb < 0:
+                below = cnt if tv > vmax else np.zeros(k, dtype=np.int64)
+            else:
+                below = cum[:, tb] - hist[:, tb]
+                sel = (ck % bins == tb) & (cv < tv)
+                below = below + np.bincount(ck[sel] // bins, minlength=k)
+            out[f"below_{t:g}"] = np.where(cnt > 0, below / cnt, np.nan)
+    if pn:
+        sel = pool[ck // bins]
+        pk, pv = ck[sel] % bins, cv[sel]             # still sorted by (bin, value) per label;
+        o = np.lexsort((pv, pk))                     # re-sort across the pooled labels
+        pk, pv = pk[o], pv[o]
+        x = pv[np.searchsorted(pk, pb) + pwithin]
+        # as np.median: the middle value, or the mean of the two middle values (in the
+        # image's precision, as np.median)
+        out["pooled_median"] = float(x[0]) if pn % 2 else float((x[0] + x[1]) / 2)
+    return out
 
 
 def asymmetry_index(left: np.ndarray, right: np.ndarray) -> np.ndarray:
@@ -213,7 +343,7 @@ def compute_region_metrics(labels: np.ndarray, *, voxel_volume_mm3: float,
                            reference: str | Sequence[int] = "cerebellum",
                            brain_mask: np.ndarray | None = None,
                            tensor: Mapping[str, np.ndarray] | None = None,
-                           ) -> dict[str, np.ndarray]:
+                           threads: int | None = None) -> dict[str, np.ndarray]:
     """All per-label metrics as arrays indexed by label (0..max regions.py index).
 
     Images must be on the label map's grid (T2w space). ``brain_mask`` (optional) restricts
@@ -221,6 +351,8 @@ def compute_region_metrics(labels: np.ndarray, *, voxel_volume_mm3: float,
     ``tensor`` maps ``fa``/``md``/``ad``/``rd`` to tensor maps (mean, median, 10th percentile).
     ``<c>_p25_norm``/``<c>_p75_norm``: the region's 25th/75th intensity percentile over the
     reference tissue's median (sensitive to a partly abnormal region).
+    The images are processed by ``threads`` threads (default: up to 2 on the usable CPUs;
+    numpy releases the GIL in the heavy steps); results do not depend on it.
     """
     lab = np.asarray(labels)
     if lab.ndim != 3:
@@ -238,44 +370,66 @@ def compute_region_metrics(labels: np.ndarray, *, voxel_volume_mm3: float,
     for name, img in (("T1w", t1w), ("T2w", t2w), ("ADC", adc), ("brain mask", brain_mask),
                       *((k.upper(), v) for k, v in tensor.items())):
         _check_shape(name, img, lab.shape)
-    everything = LabelIndex(lab, n)
-    counts = np.bincount(everything.lab, minlength=n + 1)
-    out: dict[str, np.ndarray] = {"volume_mm3": counts * float(voxel_volume_mm3)}
-    index = everything if brain_mask is None else everything.subset(brain_mask)
+    index = LabelIndex(lab, n, mask=brain_mask)
+    out: dict[str, np.ndarray] = {"volume_mm3": index.volume_counts * float(voxel_volume_mm3)}
     nan = np.full(n + 1, np.nan)
-    is_ref = np.zeros(n + 1, dtype=bool)
-    is_ref[[i for i in _reference_labels(reference) if 0 < i <= n]] = True
+    ref_labels = [i for i in _reference_labels(reference) if 0 < i <= n]
+    jobs: dict[str, tuple[np.ndarray, dict[str, Any]]] = {}
     for c, img in (("t1w", t1w), ("t2w", t2w)):
-        if img is None:
+        if img is not None:
+            jobs[c] = (img, {"percentiles": (25, 50, 75), "pooled": ref_labels})
+    if adc is not None:
+        jobs["adc"] = (adc, {"percentiles": (50, 10), "thresholds": adc_thresholds,
+                             "mean": True})
+    for m in TENSOR_MAPS:
+        if m in tensor:
+            jobs[m] = (tensor[m], {"percentiles": (50, 10), "mean": True})
+    stats = _stats_of_images(index, jobs, threads)
+    for c in ("t1w", "t2w"):
+        if c not in stats:
             for m in ("median", "norm", "p25_norm", "p75_norm"):
                 out[f"{c}_{m}"] = nan.copy()
             continue
-        lk, v = index.gather(img)
-        st = grouped_percentiles(lk, v, n + 1, (25, 50, 75))
+        st = stats[c]
         out[f"{c}_median"] = st["p50"]
-        ref_vals = v[is_ref[lk]]
-        ref = float(np.median(ref_vals)) if ref_vals.size else np.nan
+        ref = st.get("pooled_median", np.nan)
         with np.errstate(invalid="ignore", divide="ignore"):
             for q, m in ((50, "norm"), (25, "p25_norm"), (75, "p75_norm")):
                 out[f"{c}_{m}"] = st[f"p{q}"] / ref if ref else nan.copy()
-    if adc is None:
+    if "adc" not in stats:
         for m in ("adc_mean", "adc_median", "adc_p10"):
             out[m] = nan.copy()
         for t in adc_thresholds:
             out[f"adc_frac_below_{t:g}"] = nan.copy()
     else:
-        st = label_stats(index, adc, n, percentiles=(50, 10), thresholds=adc_thresholds)
+        st = stats["adc"]
         out["adc_mean"], out["adc_median"], out["adc_p10"] = st["mean"], st["p50"], st["p10"]
         for t in adc_thresholds:
             out[f"adc_frac_below_{t:g}"] = st[f"below_{t:g}"]
     for m in TENSOR_MAPS:
-        if m not in tensor:
+        if m not in stats:
             for stat in TENSOR_STATS:
                 out[f"{m}_{stat}"] = nan.copy()
             continue
-        st = label_stats(index, tensor[m], n, percentiles=(50, 10))
+        st = stats[m]
         out[f"{m}_mean"], out[f"{m}_median"], out[f"{m}_p10"] = st["mean"], st["p50"], st["p10"]
     return out
+
+
+def _stats_of_images(index: LabelIndex, jobs: Mapping[str, tuple[np.ndarray, dict[str, Any]]],
+                     threads: int | None) -> dict[str, dict[str, Any]]:
+    """``index.stats`` of every image of ``jobs`` (name -> (image, keyword arguments))."""
+    if threads is None:
+        threads = min(2, len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity")
+                      else (os.cpu_count() or 1))
+    index.base(DEFAULT_BINS)  # shared by every image: computed once, before any thread
+    if threads <= 1 or len(jobs) <= 1:
+        return {name: index.stats(img, **kw) for name, (img, kw) in jobs.items()}
+    from concurrent.futures import ThreadPoolExecutor
+
+    with ThreadPoolExecutor(max_workers=threads) as pool:
+        futures = {name: pool.submit(index.stats, img, **kw) for name, (img, kw) in jobs.items()}
+        return {name: f.result() for name, f in futures.items()}
 
 
 def metrics_table(subject: str, per_label: Mapping[str, np.ndarray],

@@ -251,10 +251,12 @@ def read_image(img: Any, what: str = "image") -> ants.ANTsImage:
 
 
 def _to_file(img: Any, tmp: Path, name: str) -> str:
+    """A path for antsRegistration: the file itself, or an in-memory image written to ``tmp``
+    uncompressed (gzip costs more than the disk space saves for a temporary file)."""
     import ants
 
     if isinstance(img, ants.ANTsImage):
-        p = tmp / f"{name}.nii.gz"
+        p = tmp / f"{name}.nii"
         ants.image_write(img, str(p))
         return str(p)
     return str(img)
@@ -262,6 +264,31 @@ def _to_file(img: Any, tmp: Path, name: str) -> str:
 
 def _binary(img: ants.ANTsImage) -> ants.ANTsImage:
     return img.new_image_like((img.numpy() > 0.5).astype("float32"))
+
+
+def dilate_ball(mask: np.ndarray, spacing: Sequence[float], radius_mm: float) -> np.ndarray:
+    """Binary dilation of ``mask`` by a ball of ``radius_mm`` (physical units, anisotropic
+    voxels): voxel x is set when some mask voxel y has sum_i ((x_i - y_i) spacing_i)^2 <= r^2.
+
+    Same result as ``ndimage.binary_dilation`` with that ball as structuring element, but
+    O(voxels) instead of O(voxels x ball): the nearest mask voxel of every voxel comes from one
+    exact Euclidean distance transform (``ndimage.distance_transform_edt``), and the ball test
+    is applied to that voxel's offset.
+    """
+    from scipy import ndimage
+
+    mask = np.asarray(mask, dtype=bool)
+    if not mask.any():
+        return mask.copy()
+    sp = np.asarray(spacing, dtype=np.float64)
+    idx = ndimage.distance_transform_edt(~mask, sampling=sp, return_distances=False,
+                                         return_indices=True)
+    d2 = np.zeros(mask.shape, dtype=np.float64)
+    for axis in range(mask.ndim):
+        off = idx[axis] - np.arange(mask.shape[axis]).reshape(
+            [-1 if a == axis else 1 for a in range(mask.ndim)])
+        d2 += (off * sp[axis]) ** 2
+    return d2 <= radius_mm ** 2
 
 
 def inclusion_mask(reference: Any, *, exclusion: Any | None = None,
@@ -281,13 +308,7 @@ def inclusion_mask(reference: Any, *, exclusion: Any | None = None,
                                             interp_type="nearestNeighbor")
         r = reg.numpy() > 0.5
         if dilate_mm > 0:
-            from scipy import ndimage
-
-            spacing = np.asarray(ref.spacing)
-            radius = np.ceil(dilate_mm / spacing).astype(int)
-            zz, yy, xx = np.ogrid[tuple(slice(-k, k + 1) for k in radius)]
-            ball = (zz * spacing[0]) ** 2 + (yy * spacing[1]) ** 2 + (xx * spacing[2]) ** 2
-            r = ndimage.binary_dilation(r, structure=ball <= dilate_mm ** 2)
+            r = dilate_ball(r, ref.spacing, dilate_mm)
         keep &= r
     if exclusion is not None:
         exc = ants.resample_image_to_target(read_image(exclusion, "exclusion mask"), ref,
@@ -298,9 +319,44 @@ def inclusion_mask(reference: Any, *, exclusion: Any | None = None,
     return ref.new_image_like(keep.astype("float32"))
 
 
+#: similarity (QC numbers, identity fallback) is measured on the fixed grid subsampled to about
+#: this spacing: every k-th voxel along an axis, k = floor(SIMILARITY_SPACING_MM / spacing), so
+#: k = 1 (the full grid) for voxels over 1 mm (clinical 1.2 x 1.2 x 2 mm) and k = 2 for 1 mm
+SIMILARITY_SPACING_MM = 2.0
+
+
+def similarity_strides(spacing: Sequence[float]) -> tuple[int, ...]:
+    """Voxel strides of the similarity grid (see :data:`SIMILARITY_SPACING_MM`)."""
+    return tuple(max(1, int(SIMILARITY_SPACING_MM / float(s) + 1e-6)) for s in spacing)
+
+
+def _same_grid(a: ants.ANTsImage, b: ants.ANTsImage) -> bool:
+    return (a.shape == b.shape and np.allclose(a.spacing, b.spacing, atol=1e-6)
+            and np.allclose(a.origin, b.origin, atol=1e-4)
+            and np.allclose(a.direction, b.direction, atol=1e-6))
+
+
+def _strided(img: ants.ANTsImage, strides: Sequence[int]) -> ants.ANTsImage:
+    """Every ``strides``-th voxel of ``img`` as an image on the coarser grid (same origin and
+    direction, spacing x strides): the voxel values are the original ones, not resampled."""
+    import ants
+
+    if all(k == 1 for k in strides):
+        return img
+    arr = img.numpy()[tuple(slice(None, None, k) for k in strides)]
+    return ants.from_numpy(np.ascontiguousarray(arr), origin=list(img.origin),
+                           spacing=[s * k for s, k in zip(img.spacing, strides, strict=True)],
+                           direction=img.direction)
+
+
 def similarity(fixed: Any, moving_in_fixed: Any, mask: Any | None = None, *,
                bins: int = 64) -> dict[str, float]:
-    """Similarity of two images on the same grid, within ``mask`` (non-zero voxels).
+    """Similarity of ``moving_in_fixed`` to ``fixed`` within ``mask`` (non-zero voxels).
+
+    Measured on the fixed grid subsampled to about 2 mm (:func:`similarity_strides`; the full
+    grid for clinical voxels): a moving image on another grid is resampled (linear) straight
+    onto those points, which gives the same values as resampling onto the full grid and then
+    subsampling.
 
     - ``mattes_mi``: Mattes mutual information (ITK/ANTs, 32 bins), sign flipped from
       ``ants.image_similarity`` (which returns a cost) so that higher = more similar.
@@ -311,17 +367,22 @@ def similarity(fixed: Any, moving_in_fixed: Any, mask: Any | None = None, *,
     import ants
     from skimage.metrics import normalized_mutual_information
 
-    f = read_image(fixed, "fixed image")
+    f_full = read_image(fixed, "fixed image")
     m = read_image(moving_in_fixed, "moving image")
-    if f.shape != m.shape:
+    strides = similarity_strides(f_full.spacing)
+    f = _strided(f_full, strides)
+    if _same_grid(m, f_full):
+        m = _strided(m, strides)
+    else:
         m = ants.resample_image_to_target(m, f, interp_type="linear")
     fm = None
     sel = np.ones(f.shape, dtype=bool)
     if mask is not None:
-        fm = ants.resample_image_to_target(read_image(mask, "mask"), f,
-                                           interp_type="nearestNeighbor")
-        sel = fm.numpy() > 0.5
-        fm = fm.new_image_like(sel.astype("float32"))
+        mk = read_image(mask, "mask")
+        mk = (_strided(mk, strides) if _same_grid(mk, f_full)
+              else ants.resample_image_to_target(mk, f, interp_type="nearestNeighbor"))
+        sel = mk.numpy() > 0.5
+        fm = mk.new_image_like(sel.astype("float32"))
     a, b = f.numpy()[sel].astype(np.float64), m.numpy()[sel].astype(np.float64)
     mi = -float(ants.image_similarity(f, m, metric_type="MattesMutualInformation",
                                       fixed_mask=fm, sampling_strategy="none"))
@@ -406,8 +467,8 @@ def register(fixed: Any, moving: Any, stageset: StageSet, outprefix: str | os.Pa
     shown = [a.replace(str(tmp) + "/", "<tmp>/") for a in args]
     res = RegistrationResult(prefix, fwd, inv, inv_flags, warped, seconds, shown)
     sim_mask = similarity_mask if similarity_mask is not None else fixed_mask
-    before = ants.resample_image_to_target(m_img, f_img, interp_type="linear")
-    res.similarity_before = similarity(f_img, before, sim_mask)
+    # identity transform: the moving image resampled onto the (similarity) fixed grid
+    res.similarity_before = similarity(f_img, m_img, sim_mask)
     res.similarity_after = similarity(f_img, ants.image_read(warped), sim_mask)
     LOG.info("registered %s -> %s in %.1f s", _name(moving), _name(fixed), seconds)
     return res
@@ -524,7 +585,8 @@ def atlas_to_subject(t2w: Any, atlas_t2w: Any, atlas_brain_mask: Any,
        ``exclusion_mask`` (subject T2w space, moving side);
     3. atlas brain mask warped back (linear, thresholded at 0.5) = the subject's brain mask;
        atlas labels warped back with genericLabel.
-    Files: ``<prefix>desc-preproc_T2w.nii.gz``, ``<prefix>desc-brain_mask.nii.gz``,
+    Files: ``<prefix>desc-preproc_T2w.nii.gz`` (only with N4; otherwise ``t2w_preproc`` is
+    the input file), ``<prefix>desc-brain_mask.nii.gz``,
     ``<prefix>desc-atlas_dseg.nii.gz``, ``<prefix>desc-brain_T2w.nii.gz`` + registration files.
     """
     import ants
@@ -536,8 +598,11 @@ def atlas_to_subject(t2w: Any, atlas_t2w: Any, atlas_brain_mask: Any,
     atl = read_image(atlas_t2w, "atlas T2w template")
     do_n4 = p.n4 if n4_correct is None else n4_correct
     sub_pre = n4(sub) if do_n4 else sub
-    pre_path = prefix + "desc-preproc_T2w.nii.gz"
-    ants.image_write(sub_pre, pre_path)
+    if do_n4 or not isinstance(t2w, str | os.PathLike):
+        pre_path = prefix + "desc-preproc_T2w.nii.gz"
+        ants.image_write(sub_pre, pre_path)
+    else:  # unchanged: no copy
+        pre_path = str(t2w)
     atl_mask = read_image(atlas_brain_mask, "atlas brain mask")
     fixed_mask = inclusion_mask(atl, region=atl_mask, dilate_mm=p.fixed_mask_dilation_mm)
     moving_mask = (inclusion_mask(sub, exclusion=exclusion_mask)

@@ -60,6 +60,29 @@ DWI_GRID = dict(rows=56, cols=48, n_slices=35, pixel_mm=(2.5, 2.5), slice_mm=3.0
 FOV_CENTRE_RAS = (0.0, 0.0, -4.0)
 
 
+def acquisition_grids(resolution_mm: float | None = None) -> dict[str, dict[str, object]]:
+    """The T2w, T1w and DWI grid parameters (``AxialGrid`` keywords).
+
+    ``None``: the clinical neonatal protocol above (T2_GRID, T1_GRID, DWI_GRID). A number r:
+    the same field of view with isotropic r mm T1w/T2w voxels and isotropic 2r mm DWI voxels
+    (e.g. 1 mm anatomy, 2 mm diffusion, as a research protocol).
+    """
+    base = {"T2w": T2_GRID, "T1w": T1_GRID, "DWI": DWI_GRID}
+    if resolution_mm is None:
+        return {k: dict(v) for k, v in base.items()}
+    if not resolution_mm > 0:
+        raise ValueError(f"resolution_mm must be positive (got {resolution_mm})")
+    out = {}
+    for name, g in base.items():
+        r = float(resolution_mm) * (2.0 if name == "DWI" else 1.0)
+        px, sl = g["pixel_mm"], g["slice_mm"]
+        out[name] = dict(rows=max(1, round(g["rows"] * px[0] / r)),
+                         cols=max(1, round(g["cols"] * px[1] / r)),
+                         n_slices=max(1, round(g["n_slices"] * sl / r)),
+                         pixel_mm=(r, r), slice_mm=r)
+    return out
+
+
 def gradient_directions(n: int = 12) -> np.ndarray:
     """``n`` well-spread unit vectors on a hemisphere (golden-angle spiral, fixed)."""
     i = np.arange(n) + 0.5
@@ -368,11 +391,12 @@ class SubjectImages:
 
 def render_subject(maps: dict[str, np.ndarray], labels: np.ndarray, geom: SubjectGeometry,
                    rng: np.random.Generator, *, n_directions: int = 12,
+                   resolution_mm: float | None = None,
                    ) -> tuple[SubjectImages, dict[str, AxialGrid]]:
-    """Image the subject on its acquisition grids with noise, bias field and partial volume."""
-    grids = {"T2w": AxialGrid(**T2_GRID, centre_ras=FOV_CENTRE_RAS),
-             "T1w": AxialGrid(**T1_GRID, centre_ras=FOV_CENTRE_RAS),
-             "DWI": AxialGrid(**DWI_GRID, centre_ras=FOV_CENTRE_RAS)}
+    """Image the subject on its acquisition grids (:func:`acquisition_grids`) with noise, bias
+    field and partial volume."""
+    grids = {name: AxialGrid(**g, centre_ras=FOV_CENTRE_RAS)
+             for name, g in acquisition_grids(resolution_mm).items()}
     bias = rng.normal(0.0, 0.06, size=9)
     smooth = {name: ndimage.gaussian_filter(maps[name], 0.6) for name in ("T1w", "T2w")}
     out: dict[str, np.ndarray] = {}
@@ -465,8 +489,11 @@ def _grid_world(img: nib.Nifti1Image) -> np.ndarray:
 
 
 def generate_subject(out_dir: Path, subject: str, *, seed: int, number: int, pattern: str,
-                     compress: bool = True, n_directions: int = 12) -> dict[str, object]:
-    """Generate one subject under ``out_dir/sub-<subject>``; returns its participants row."""
+                     compress: bool = True, n_directions: int = 12,
+                     resolution_mm: float | None = None) -> dict[str, object]:
+    """Generate one subject under ``out_dir/sub-<subject>``; returns its participants row.
+
+    ``resolution_mm``: see :func:`acquisition_grids` (default: the clinical grids)."""
     rng = np.random.default_rng([seed, number])
     phantom = ph.build_phantom()
     labels = phantom.labels
@@ -476,7 +503,8 @@ def generate_subject(out_dir: Path, subject: str, *, seed: int, number: int, pat
     for i, inj in enumerate(injuries, start=1):
         _plant(labels, maps, lesion, inj, i, rng)
     geom = random_geometry(rng)
-    images, grids = render_subject(maps, labels, geom, rng, n_directions=n_directions)
+    images, grids = render_subject(maps, labels, geom, rng, n_directions=n_directions,
+                                   resolution_mm=resolution_mm)
 
     day_of_life = int(rng.integers(26, 36))
     ga_birth_days = int(rng.integers(36 * 7, 41 * 7))
@@ -577,8 +605,11 @@ PARTICIPANTS_JSON = {
 
 def generate_study(out_dir: Path, *, n_subjects: int, seed: int,
                    patterns: list[str] | None = None, compress: bool = True,
-                   n_directions: int = 12) -> list[Path]:
-    """Generate ``n_subjects`` subjects (patterns cycled) and the participants table."""
+                   n_directions: int = 12, resolution_mm: float | None = None) -> list[Path]:
+    """Generate ``n_subjects`` subjects (patterns cycled) and the participants table.
+
+    ``resolution_mm``: None = the clinical acquisition grids; r = isotropic r mm T1w/T2w and
+    2r mm DWI over the same field of view (:func:`acquisition_grids`)."""
     patterns = patterns or list(PATTERNS)
     for p in patterns:
         if p not in PATTERNS:
@@ -588,7 +619,7 @@ def generate_study(out_dir: Path, *, n_subjects: int, seed: int,
     for n in range(n_subjects):
         rows.append(generate_subject(out_dir, f"{n + 1:02d}", seed=seed, number=n + 1,
                                      pattern=patterns[n % len(patterns)], compress=compress,
-                                     n_directions=n_directions))
+                                     n_directions=n_directions, resolution_mm=resolution_mm))
     header = list(rows[0])
     lines = ["\t".join(header)] + ["\t".join(str(r[h]) for h in header) for r in rows]
     (out_dir / "participants.tsv").write_text("\n".join(lines) + "\n")

@@ -17,6 +17,10 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
                         "normal, bgt, watershed, mixed (default: all four in turn)")
     p.add_argument("--directions", type=int, default=12,
                    help="diffusion directions at b=1000 (default 12)")
+    p.add_argument("--resolution", type=float, default=None, metavar="MM",
+                   help="isotropic T1w/T2w voxel size in mm (DWI: twice that) over the same "
+                        "field of view; default: the clinical grids (1.2x1.2x2 mm, DWI "
+                        "2.5x2.5x3 mm)")
     p.add_argument("--no-compress", action="store_true",
                    help="write uncompressed DICOM (default: RLE Lossless)")
 
@@ -34,9 +38,11 @@ def run(args: argparse.Namespace) -> int:
         raise UsageError("--subjects must be at least 1")
     if args.directions < 3:
         raise UsageError("--directions must be at least 3")
+    if args.resolution is not None and not 0.3 <= args.resolution <= 5:
+        raise UsageError("--resolution must be between 0.3 and 5 mm")
     dirs = synth.generate_study(args.out, n_subjects=args.subjects, seed=args.seed,
                                 patterns=patterns, compress=not args.no_compress,
-                                n_directions=args.directions)
+                                n_directions=args.directions, resolution_mm=args.resolution)
     for d in dirs:
         print(d)
     print(f"participants table: {args.out / 'participants.tsv'}")

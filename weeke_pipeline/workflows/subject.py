@@ -14,6 +14,9 @@ from weeke_pipeline.interfaces.imaging import (
     SubjectQC,
 )
 
+#: expected peak memory (GB) of the heavy nodes' processes, for MultiProc's scheduling
+MEM_GB = {"atlas_reg": 0.6, "rigid": 0.5, "tensor": 0.5, "metrics": 0.4, "qc": 0.4}
+
 
 def _collect(**kwargs):
     """Dict of the defined keyword arguments (a Function node's body)."""
@@ -23,8 +26,9 @@ def _collect(**kwargs):
 
 
 def _dict_node(name: str, fields: list[str]) -> pe.Node:
+    # a dict of paths: run in the scheduler's process (no round trip through a worker)
     node = pe.Node(niu.Function(input_names=fields, output_names=["out"], function=_collect),
-                   name=name)
+                   name=name, run_without_submitting=True)
     for f in fields:
         setattr(node.inputs, f, None)
     return node
@@ -51,12 +55,19 @@ def init_subject_wf(*, subject: str, session: str, atlas_t2w: str, atlas_brain_m
     outputnode = pe.Node(niu.IdentityInterface(fields=["out_dir", "qc_status"]),
                          name="outputnode")
 
+    # MultiProc resource hints: mem_gb = peak RSS measured on a 1 mm subject (benchmarks/
+    # bench_pipeline.py), so a memory-limited run (plugin_args memory_gb) packs nodes safely.
+    # n_procs stays 1: a registration uses ITK's threads (ITK_GLOBAL_DEFAULT_NUMBER_OF_THREADS),
+    # but the atlas registration alone keeps only ~1.2 of 2 cores busy, so the tensor fit runs
+    # beside it on the spare core instead of waiting (measured: it then costs no wall time).
     atlas_reg = pe.Node(AtlasToSubject(atlas_t2w=atlas_t2w, atlas_brain_mask=atlas_brain_mask,
                                        atlas_labels=atlas_labels, preset=preset),
-                        name="atlas_reg")
+                        name="atlas_reg", mem_gb=MEM_GB["atlas_reg"])
     metrics = pe.Node(RegionMetrics(subject=subject, adc_thresholds=list(adc_thresholds),
-                                    reference=reference_tissue), name="metrics")
-    qc = pe.Node(SubjectQC(subject=f"sub-{subject}_ses-{session}"), name="qc")
+                                    reference=reference_tissue), name="metrics",
+                      mem_gb=MEM_GB["metrics"])
+    qc = pe.Node(SubjectQC(subject=f"sub-{subject}_ses-{session}"), name="qc",
+                 mem_gb=MEM_GB["qc"])
     reports = _dict_node("reports", ["to_atlas", "T1w", "ADC"])
     transforms = _dict_node("transforms", ["to_atlas", "T1w_to_T2w", "b0_to_T2w"])
     sink = pe.Node(DerivativesSink(derivatives_dir=derivatives_dir, subject=subject,
@@ -82,7 +93,8 @@ def init_subject_wf(*, subject: str, session: str, atlas_t2w: str, atlas_brain_m
         (qc, outputnode, [("status", "qc_status")]),
     ])
     if has_t1w:
-        t1w_reg = pe.Node(RegisterWithinSubject(name="T1w", preset=preset), name="t1w_reg")
+        t1w_reg = pe.Node(RegisterWithinSubject(name="T1w", preset=preset), name="t1w_reg",
+                          mem_gb=MEM_GB["rigid"])
         wf.connect([
             (inputnode, t1w_reg, [("t2w", "t2w"), ("t1w", "moving")]),
             (atlas_reg, t1w_reg, [("brain_mask", "brain_mask")]),
@@ -94,7 +106,8 @@ def init_subject_wf(*, subject: str, session: str, atlas_t2w: str, atlas_brain_m
         ])
     if has_dwi:
         b0 = pe.Node(ExtractB0(), name="b0")
-        b0_reg = pe.Node(RegisterWithinSubject(name="b0", preset=preset), name="b0_reg")
+        b0_reg = pe.Node(RegisterWithinSubject(name="b0", preset=preset), name="b0_reg",
+                         mem_gb=MEM_GB["rigid"])
         wf.connect([
             (inputnode, b0, [("dwi", "dwi"), ("bval", "bval")]),
             (inputnode, b0_reg, [("t2w", "t2w")]),
@@ -105,7 +118,7 @@ def init_subject_wf(*, subject: str, session: str, atlas_t2w: str, atlas_brain_m
             (b0_reg, transforms, [(("transform", _as_list), "b0_to_T2w")]),
         ])
         if dti:
-            tensor = pe.Node(DTIFit(prefix="dwi"), name="tensor")
+            tensor = pe.Node(DTIFit(prefix="dwi"), name="tensor", mem_gb=MEM_GB["tensor"])
             tensor_t2w = pe.Node(TensorMapsToT2w(), name="tensor_t2w")
             tensor_maps = _dict_node("tensor_maps", ["FA", "MD", "AD", "RD"])
             tensor_figs = _dict_node("tensor_figs", ["facolour", "fitresidual"])
@@ -134,7 +147,8 @@ def init_subject_wf(*, subject: str, session: str, atlas_t2w: str, atlas_brain_m
                 (b0_reg, sink, [(("resampled", _first), "adc")]),
             ])
     elif has_adc:
-        adc_reg = pe.Node(RegisterWithinSubject(name="ADC", preset=preset), name="adc_reg")
+        adc_reg = pe.Node(RegisterWithinSubject(name="ADC", preset=preset), name="adc_reg",
+                          mem_gb=MEM_GB["rigid"])
         wf.connect([
             (inputnode, adc_reg, [("t2w", "t2w"), ("adc", "moving")]),
             (atlas_reg, adc_reg, [("brain_mask", "brain_mask")]),
