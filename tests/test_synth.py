@@ -207,3 +207,19 @@ def test_acquisition_grids_default_and_isotropic_resolution() -> None:
         assert fov == pytest.approx(want, abs=r)
     with pytest.raises(ValueError, match="positive"):
         synth.acquisition_grids(0)
+
+
+def test_shipped_sample_data_is_what_weeke_synth_makes(tmp_path: Path) -> None:
+    """sample_data/README.md's command regenerates the shipped study byte for byte (sub-01)."""
+    from weeke_pipeline.resources import data_dir
+
+    sample = data_dir("sample_data")
+    synth.generate_study(tmp_path, n_subjects=1, seed=2026, patterns=["normal"], n_directions=6)
+    ours = sorted(p.relative_to(tmp_path / "sub-01") for p in (tmp_path / "sub-01").rglob("*")
+                  if p.is_file())
+    shipped = sorted(p.relative_to(sample / "sub-01") for p in (sample / "sub-01").rglob("*")
+                     if p.is_file())
+    assert ours == shipped
+    _, mismatch, errors = filecmp.cmpfiles(sample / "sub-01", tmp_path / "sub-01",
+                                           [str(f) for f in ours], shallow=False)
+    assert mismatch == [] and errors == []
