@@ -24,3 +24,17 @@ def setup(args: argparse.Namespace) -> Path:
         return reading_setup(args.data, args.database_url, migrate=True)
     except ValueError as exc:
         raise UsageError(str(exc)) from exc
+
+
+def coordinator(username: str | None) -> object | None:
+    """The coordinator account named by ``--by`` (None when not given); UsageError otherwise."""
+    from django.contrib.auth import get_user_model
+
+    from weeke_pipeline.cli import UsageError
+
+    if not username:
+        return None
+    user = get_user_model().objects.filter(username=username, groups__name="coordinator").first()
+    if user is None:
+        raise UsageError(f"{username!r} is not a coordinator account")
+    return user

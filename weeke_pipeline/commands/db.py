@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import argparse
 
-from weeke_pipeline.commands._reading import add_db_arguments, setup
+from weeke_pipeline.commands._reading import add_db_arguments, coordinator, setup
 
 HELP = "lock the reading database (no further edits) or unlock it with a recorded reason"
 
@@ -30,15 +30,9 @@ def run(args: argparse.Namespace) -> int:
     if args.action == "status":
         print("locked" if DatabaseLock.is_locked() else "unlocked")
         return 0
-    from django.contrib.auth import get_user_model
-
     from weeke_pipeline.reading.services import ReadingError, set_lock
 
-    user = None
-    if args.by:
-        user = get_user_model().objects.filter(username=args.by, groups__name="coordinator").first()
-        if user is None:
-            raise UsageError(f"{args.by!r} is not a coordinator account")
+    user = coordinator(args.by)
     try:
         set_lock(user, args.action == "lock", args.reason)
     except ReadingError as exc:

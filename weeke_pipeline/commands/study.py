@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import argparse
 
-from weeke_pipeline.commands._reading import add_db_arguments, setup
+from weeke_pipeline.commands._reading import add_db_arguments, coordinator, setup
 
 HELP = "show or change study settings of the reading app (e.g. whether readers see FA)"
 
@@ -38,15 +38,9 @@ def run(args: argparse.Namespace) -> int:
             print(f"  {row.changed_at:%Y-%m-%d %H:%M} {row.key.replace('_', '-')}="
                   f"{','.join(row.value)} by {who}: {row.reason}")
         return 0
-    from django.contrib.auth import get_user_model
-
     from weeke_pipeline.reading.services import ReadingError
 
-    user = None
-    if args.by:
-        user = get_user_model().objects.filter(username=args.by, groups__name="coordinator").first()
-        if user is None:
-            raise UsageError(f"{args.by!r} is not a coordinator account")
+    user = coordinator(args.by)
     try:
         study.set_reader_sequences(user, args.reader_sequences, args.reason)
     except ReadingError as exc:
