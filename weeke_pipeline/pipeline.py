@@ -85,6 +85,19 @@ def project_key(cfg: RunConfig, out: Path) -> bytes:
     return path.read_bytes().strip()
 
 
+def ingest_workers(cfg: RunConfig) -> int:
+    """Processes for the ingest (it runs before the workflows, in this process): MultiProc's
+    ``n_procs`` (default: the usable CPUs), 1 with the Linear plugin, and at most 2 with a
+    cluster plugin (the ingest then runs on the submit host, often a shared login node)."""
+    from weeke_pipeline.workers import usable_cpus
+
+    if cfg.plugin == "MultiProc":
+        return max(1, int(cfg.plugin_args.get("n_procs") or usable_cpus()))
+    if cfg.plugin == "Linear":
+        return 1
+    return min(2, usable_cpus())
+
+
 def find_sessions(rawdata: Path) -> list[SubjectInputs]:
     """Every ``sub-*/ses-*`` with a T2w in the BIDS raw folder (first run of each kind)."""
     found = []
@@ -296,7 +309,8 @@ def run_pipeline(cfg: RunConfig, *, progress: bool = False) -> RunSummary:
         ingest = ingest_and_convert(cfg.input_dir, rawdata,
                                     participants=cfg.participants or None,
                                     series_table=cfg.series_table or None,
-                                    key=project_key(cfg, out), work_dir=work / "deid")
+                                    key=project_key(cfg, out), work_dir=work / "deid",
+                                    workers=ingest_workers(cfg))
     except NoDicomError as exc:
         raise ConfigError(str(exc)) from None
     summary.ingest_failures = [f"sub-{s.participant}: {s.message}" if s.participant else s.message

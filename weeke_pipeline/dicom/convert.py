@@ -26,7 +26,9 @@ import json
 import logging
 import os
 import shutil
+from collections import deque
 from collections.abc import Callable
+from concurrent.futures import FIRST_COMPLETED, Future, wait
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
@@ -35,6 +37,7 @@ from weeke_pipeline.dicom import deidentify as deid
 from weeke_pipeline.dicom.discover import Series, Skipped, discover, group_series
 from weeke_pipeline.dicom.table import SeriesRow, read_overrides, series_row
 from weeke_pipeline.dicom.validate import SeriesCheckError, check_series, series_label
+from weeke_pipeline.workers import usable_cpus, worker_pool
 
 log = logging.getLogger(__name__)
 
@@ -200,10 +203,13 @@ def ingest_and_convert(
     key: bytes | str | None = None,
     work_dir: str | Path | None = None,
     compute_adc: bool = True,
+    workers: int | None = None,
 ) -> IngestResult:
     """The whole ingest: classify, de-identify into ``work_dir``, convert into ``out_dir``.
 
-    Works without nipype workflows (nipype's Dcm2niix interface is called directly)."""
+    Works without nipype workflows (nipype's Dcm2niix interface is called directly). The
+    series are de-identified and converted by ``workers`` processes (default: the usable
+    CPUs); the outputs do not depend on it."""
     out_dir = Path(out_dir)
     work_dir = Path(work_dir) if work_dir else out_dir.parent / (out_dir.name + "_work")
     uid_key, how = resolve_key(key, participants)
@@ -250,55 +256,159 @@ def ingest_and_convert(
         if s.series_uid in pseudonyms:
             k = (pseudonyms[s.series_uid], sessions[s.study_uid], r.classification)
             counts[k] = counts.get(k, 0) + 1
-    ages: dict[tuple[str, str], int | None] = {}
+    jobs: list[ConvertJob] = []
     for s, r in zip(series, rows, strict=True):
         if s.series_uid not in pseudonyms:
             continue
         p, ses = pseudonyms[s.series_uid], sessions[s.study_uid]
         k = (p, ses, r.classification)
         runs[k] = runs.get(k, 0) + 1
-        run = f"run-{runs[k]}_" if counts[k] > 1 else ""
-        res = _convert_one(s, r, p, ses, run, out_dir, work_dir, uid_key, scrub)
+        jobs.append(ConvertJob(
+            sources=[i.source for i in s.instances], src=scrub(series_label(s)),
+            sid=deid.keyed_uid(s.series_uid, uid_key).rsplit(".", 1)[-1][:16],
+            classification=r.classification, evidence=r.evidence, participant=p, session=ses,
+            run=f"run-{runs[k]}_" if counts[k] > 1 else "", age_days=deid.age_in_days(s.first)))
+    ages: dict[tuple[str, str], int | None] = {}
+    for job, res in zip(jobs, convert_series(jobs, out_dir, work_dir, uid_key, scrub, workers),
+                        strict=True):
         results.append(res)
         if res.status == "converted":
-            ages.setdefault((p, ses), deid.age_in_days(s.first))
+            ages.setdefault((job.participant, job.session), job.age_days)
     if compute_adc:
         results.extend(add_computed_adc(out_dir, results))
     _write_records(out_dir, results, ages, how)
     return IngestResult(str(out_dir), results, skipped, rows)
 
 
-def _convert_one(s: Series, r: SeriesRow, p: str, ses: str, run: str, out_dir: Path,
-                 work_dir: Path, key: bytes, scrub: Callable[[str], str]) -> SeriesResult:
-    src = scrub(series_label(s))
-    sid = deid.keyed_uid(s.series_uid, key).rsplit(".", 1)[-1][:16]
-    res = SeriesResult(src, r.classification, "failed", participant=p, session=ses)
+@dataclass
+class ConvertJob:
+    """One series to de-identify and convert (no identifying value: ``src`` is scrubbed)."""
+
+    sources: list  # discover.Source items, in instance order
+    src: str
+    sid: str  # keyed hash of the Series Instance UID: the work folder name
+    classification: str
+    evidence: str
+    participant: str
+    session: str
+    run: str  # "run-<n>_" or ""
+    age_days: int | None
+
+
+#: DICOM files per de-identification task (a DWI series of ~700 files makes ~11 tasks)
+CHUNK_FILES = 64
+
+
+def convert_series(jobs: list[ConvertJob], out_dir: Path, work_dir: Path, key: bytes,
+                   scrub: Callable[[str], str], workers: int | None = None
+                   ) -> list[SeriesResult]:
+    """De-identify and convert every job; results in job order.
+
+    The files of each series are de-identified in parts of :data:`CHUNK_FILES` by a pool of
+    ``workers`` processes, and a series is converted (dcm2niix, BIDS names) by the pool as soon
+    as its last part is written, while the parts of the next series are being de-identified.
+    At most ``workers + 1`` tasks are queued, so a ready conversion never waits behind the
+    whole study's de-identification. One failing series never stops the others; a full disk
+    stops the ingest."""
+    results: list[SeriesResult | None] = [None] * len(jobs)
+    todo: deque[tuple[int, int]] = deque()
+    left = {}
+    for i, job in enumerate(jobs):
+        for d in (work_dir / "deid" / job.sid, work_dir / "dcm2niix" / job.sid):
+            if d.exists():
+                shutil.rmtree(d)
+        starts = range(0, len(job.sources), CHUNK_FILES)
+        todo.extend((i, start) for start in starts)
+        left[i] = len(starts)
+    ready: deque[int] = deque()
+    with worker_pool(workers) as pool:
+        running: dict[Future, tuple[str, int]] = {}
+        limit = (usable_cpus() if workers is None else max(1, workers)) + 1
+        while todo or ready or running:
+            while len(running) < limit and (ready or todo):
+                if ready:
+                    i = ready.popleft()
+                    running[pool.submit(_convert_deidentified, jobs[i], out_dir, work_dir)] = (
+                        "convert", i)
+                    continue
+                i, start = todo.popleft()
+                if results[i] is not None:  # an earlier part of this series failed
+                    continue
+                job = jobs[i]
+                running[pool.submit(
+                    _deidentify_part, job.sources[start:start + CHUNK_FILES],
+                    work_dir / "deid" / job.sid, pseudonym=job.participant, key=key,
+                    age_days=job.age_days, start=start + 1)] = ("deid", i)
+            done, _ = wait(running, return_when=FIRST_COMPLETED)
+            for f in sorted(done, key=lambda f: running[f][1]):  # job order: stable logs
+                kind, i = running.pop(f)
+                exc = f.exception()
+                if exc is not None:
+                    if isinstance(exc, atomic.DiskFullError):
+                        raise exc
+                    if atomic.is_disk_full(exc):
+                        raise atomic.write_error(exc, getattr(exc, "filename", None)
+                                                 or work_dir) from exc
+                    if results[i] is None:
+                        job = jobs[i]
+                        what = (str(exc) if isinstance(exc, RuntimeError)
+                                else f"{type(exc).__name__}: {exc}")
+                        results[i] = SeriesResult(
+                            job.src, job.classification, "failed", scrub(f"{job.src}: {what}"),
+                            participant=job.participant, session=job.session)
+                        log.error("%s", results[i].message)
+                elif kind == "deid":
+                    left[i] -= 1
+                    if left[i] == 0 and results[i] is None:
+                        ready.append(i)
+                else:
+                    res, notes = f.result()
+                    res.message = scrub(res.message)
+                    results[i] = res
+                    for level, message in notes:  # logged here: the worker's records would
+                        log.log(level, "%s", scrub(message))  # bypass this process' handlers
+    return [r for r in results if r is not None]
+
+
+def _deidentify_part(sources: list, out_dir: Path, **kwargs: object) -> int:
+    """:func:`deid.write_deidentified` in a worker; any error comes back as an ``OSError``
+    (disk full, permissions) or a ``RuntimeError`` naming its type (an exception of another
+    library may not survive the trip between processes)."""
     try:
-        ddir = work_dir / "deid" / sid
-        if ddir.exists():
-            shutil.rmtree(ddir)
-        deid.write_deidentified([i.source for i in s.instances], ddir, pseudonym=p, key=key,
-                                age_days=deid.age_in_days(s.first))
-        cdir = work_dir / "dcm2niix" / sid
-        if cdir.exists():
-            shutil.rmtree(cdir)
-        niis = run_dcm2niix(ddir, cdir)
-        datatype, suffix = BIDS_NAMES[r.classification]
+        return len(deid.write_deidentified(sources, out_dir, **kwargs))  # type: ignore[arg-type]
+    except (OSError, atomic.DiskFullError):
+        raise
+    except Exception as exc:
+        raise RuntimeError(f"{type(exc).__name__}: {exc}") from None
+
+
+def _convert_deidentified(job: ConvertJob, out_dir: Path, work_dir: Path
+                          ) -> tuple[SeriesResult, list[tuple[int, str]]]:
+    """dcm2niix on one de-identified series, then BIDS names and cleaned sidecars.
+
+    Returns the result and the log lines for the caller to emit (unscrubbed: the caller
+    scrubs). Errors other than a full disk become a failed result."""
+    src, p, ses = job.src, job.participant, job.session
+    res = SeriesResult(src, job.classification, "failed", participant=p, session=ses)
+    notes: list[tuple[int, str]] = []
+    try:
+        niis = run_dcm2niix(work_dir / "deid" / job.sid, work_dir / "dcm2niix" / job.sid)
+        datatype, suffix = BIDS_NAMES[job.classification]
         base = out_dir / f"sub-{p}" / f"ses-{ses}" / datatype
-        prefix = f"sub-{p}_ses-{ses}_{run}"
+        prefix = f"sub-{p}_ses-{ses}_{job.run}"
         extra = {"DeidentificationMethod": deid.DEIDENTIFICATION_METHOD,
-                 "WeekeClassification": r.classification,
-                 "WeekeClassificationEvidence": r.evidence}
+                 "WeekeClassification": job.classification,
+                 "WeekeClassificationEvidence": job.evidence}
         main = niis[0]
         for nii in niis:
             tag = nii.name[len("conv"): -len(".nii.gz")].strip("_")
-            if tag == "ADC" and r.classification == "dwi":  # Philips: ADC inside the DWI series
+            if tag == "ADC" and job.classification == "dwi":  # Philips: ADC inside the DWI
                 stem, cls = base / f"{prefix}desc-scanner_ADC", "adc"
             elif nii is main:
-                stem, cls = base / f"{prefix}{suffix}", r.classification
+                stem, cls = base / f"{prefix}{suffix}", job.classification
             else:
                 acq = "".join(ch for ch in tag if ch.isalnum())
-                stem, cls = base / f"{prefix}acq-{acq}_{suffix}", r.classification
+                stem, cls = base / f"{prefix}acq-{acq}_{suffix}", job.classification
             meta = dict(extra, WeekeClassification=cls)
             if cls == "adc":
                 meta["Units"] = ADC_UNITS
@@ -306,7 +416,7 @@ def _convert_one(s: Series, r: SeriesRow, p: str, ses: str, run: str, out_dir: P
             moved = _move_set(nii, stem)
             res.outputs.extend(str(m.relative_to(out_dir)) for m in moved)
         res.status = "converted"
-        if r.classification == "dwi" and not _has_bvalues(out_dir, res.outputs):
+        if job.classification == "dwi" and not _has_bvalues(out_dir, res.outputs):
             # kept in the raw data for reading, but no ADC fit and no tensor fit: dcm2niix
             # writes all-zero b-values when the headers have none, so those files go
             for o in [o for o in res.outputs if o.endswith((".bval", ".bvec"))]:
@@ -314,16 +424,16 @@ def _convert_one(s: Series, r: SeriesRow, p: str, ses: str, run: str, out_dir: P
                 res.outputs.remove(o)
             res.message = (f"{src}: DWI without b-values (no diffusion b-value in the headers);"
                            " converted but not used for ADC or DTI")
-            log.warning("%s", res.message)
-        log.info("%s: %s -> %s", src, r.classification, res.outputs[0])
+            notes.append((logging.WARNING, res.message))
+        notes.append((logging.INFO, f"{src}: {job.classification} -> {res.outputs[0]}"))
     except atomic.DiskFullError:
         raise  # nothing more can be written: the run stops with this error
     except Exception as exc:  # one series must not stop the others
         if atomic.is_disk_full(exc):
-            raise atomic.write_error(exc, exc.filename or work_dir) from exc
-        res.message = scrub(f"{src}: {type(exc).__name__}: {exc}")
-        log.error("%s", res.message)
-    return res
+            raise atomic.write_error(exc, getattr(exc, "filename", None) or work_dir) from exc
+        res.message = f"{src}: {type(exc).__name__}: {exc}"
+        notes.append((logging.ERROR, res.message))
+    return res, notes
 
 
 def _has_bvalues(out_dir: Path, outputs: list[str]) -> bool:

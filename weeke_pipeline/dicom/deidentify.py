@@ -379,11 +379,12 @@ def record(key_source: str) -> dict[str, object]:
 
 
 def write_deidentified(sources: list, out_dir: str | Path, *, pseudonym: str, key: bytes,
-                       age_days: int | None = None) -> list[Path]:
+                       age_days: int | None = None, start: int = 1) -> list[Path]:
     """De-identify the objects of one series (``discover.Source`` items) into ``out_dir``.
 
-    Files are named ``00001.dcm``... in the given order; nothing from the source path or header
-    reaches a file name."""
+    Files are named ``00001.dcm``... in the given order, numbered from ``start`` (a series can
+    be written in parts by several processes); nothing from the source path or header reaches
+    a file name."""
     import io
 
     import pydicom
@@ -391,7 +392,7 @@ def write_deidentified(sources: list, out_dir: str | Path, *, pseudonym: str, ke
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     written = []
-    for n, src in enumerate(sources, start=1):
+    for n, src in enumerate(sources, start=start):
         ds = pydicom.dcmread(io.BytesIO(src.read_bytes()))
         deidentify_dataset(ds, pseudonym=pseudonym, key=key, age_days=age_days)
         path = out_dir / f"{n:05d}.dcm"
