@@ -284,3 +284,24 @@ def test_weeke_run_sessions_option(tmp_path: Path, capsys: pytest.CaptureFixture
     assert f"{bad}: line 1: the sessions table needs a study key column" in err
     assert PID not in err and ACC not in err
     assert not list((tmp_path / "out").rglob("*.nii.gz"))
+
+
+@pytest.mark.slow
+def test_weeke_run_end_to_end_with_a_named_session(tmp_path: Path,
+                                                   capsys: pytest.CaptureFixture[str]) -> None:
+    """One T2w study named ``1month`` through registration, metrics and the group tables."""
+    exp = tmp_path / "in"
+    shutil.copytree(T2W, exp / "A")
+    table = _tsv(tmp_path / "sessions.tsv", [["participant_id", "accession_number", "session"],
+                                             ["sub-02", ACC, "1month"]])
+    out = tmp_path / "out"
+    assert cli.main(["run", str(exp), str(out), "--participants", str(_participants(tmp_path)),
+                     "--sessions", str(table), "--sloppy", "--no-dti", "--no-progress"]) == 0
+    assert "sub-02_ses-1month" in capsys.readouterr().out
+    deriv = out / "derivatives" / "weeke"
+    assert (deriv / "sub-02" / "ses-1month" / "sub-02_ses-1month_metrics.tsv").is_file()
+    group = (deriv / "group_metrics.tsv").read_text().splitlines()
+    session = group[0].split("\t").index("session")
+    assert {ln.split("\t")[session] for ln in group[1:]} == {"1month"}
+    assert f'sessions = "{table}"' in (deriv / "run_config.toml").read_text()
+    assert leaks(out, planted_identities(), skip=["key"]) == []
