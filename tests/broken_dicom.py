@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
+import contextlib
+import gzip
+from collections.abc import Callable, Iterable
 from pathlib import Path
 
 import pydicom
@@ -63,3 +65,28 @@ def strip_bvalues(n: int, ds: pydicom.Dataset) -> None:
 def first_volumes(n: int) -> bool:
     """The sample DWI is stored slice by slice, 7 volumes each: keep 3 volumes."""
     return n % 7 < 3
+
+
+def blobs(path: Path) -> bytes:
+    """A file's bytes, gz-decompressed (.nii.gz, .pklz) so header text can be grepped."""
+    data = path.read_bytes()
+    if data[:2] == b"\x1f\x8b":
+        with contextlib.suppress(OSError, EOFError):
+            data = gzip.decompress(data)
+    return data
+
+
+def leaks(root: Path, secrets: Iterable[str], texts: dict[str, str] | None = None,
+          skip: Iterable[str] = ()) -> list[str]:
+    """Where any of ``secrets`` appears: in ``texts`` (logs, messages...), in the names or the
+    (decompressed) contents of every file under ``root`` (except names in ``skip``)."""
+    secrets = list(secrets)
+    hits = [f"{where}: {s}" for where, t in (texts or {}).items() for s in secrets if s in t]
+    for f in root.rglob("*"):
+        if f.name in set(skip):
+            continue
+        hits += [f"name {f}: {s}" for s in secrets if s in str(f.relative_to(root))]
+        if f.is_file():
+            blob = blobs(f)
+            hits += [f"{f}: {s}" for s in secrets if s.encode() in blob]
+    return hits

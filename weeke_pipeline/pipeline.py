@@ -291,6 +291,7 @@ def run_pipeline(cfg: RunConfig, *, progress: bool = False) -> RunSummary:
         ensure_dcm2niix_on_path,
         ingest_and_convert,
     )
+    from weeke_pipeline.dicom.sessions import SessionTableError
 
     if not cfg.input_dir or not Path(cfg.input_dir).exists():
         raise ConfigError(f"input folder {cfg.input_dir or '(none)'} does not exist")
@@ -309,9 +310,10 @@ def run_pipeline(cfg: RunConfig, *, progress: bool = False) -> RunSummary:
         ingest = ingest_and_convert(cfg.input_dir, rawdata,
                                     participants=cfg.participants or None,
                                     series_table=cfg.series_table or None,
+                                    sessions=cfg.sessions or None,
                                     key=project_key(cfg, out), work_dir=work / "deid",
                                     workers=ingest_workers(cfg))
-    except NoDicomError as exc:
+    except (NoDicomError, SessionTableError) as exc:
         raise ConfigError(str(exc)) from None
     summary.ingest_failures = [f"sub-{s.participant}: {s.message}" if s.participant else s.message
                                for s in ingest.series if s.status == "failed"]

@@ -31,6 +31,7 @@ class RunConfig:
     work_dir: str = ""  # default: <output_dir>/work
     participants: str = ""  # TSV: PatientID -> participant_id (pseudonym) and ages
     series_table: str = ""  # edited `weeke inspect` table overriding the classifier
+    sessions: str = ""  # TSV: study (UID, accession number or date) -> ses- label
     key_file: str = ""  # project key for keyed-hash pseudonyms (default: generated, kept)
     atlas: str = ""  # atlas bundle folder (default: the shipped phantom atlas)
     preset: str = "fast"  # registration preset name or TOML path
@@ -65,7 +66,7 @@ class RunConfig:
         cfg = cls(**flat)
         base = path.parent
         for key in ("input_dir", "output_dir", "work_dir", "participants", "series_table",
-                    "key_file", "atlas"):
+                    "sessions", "key_file", "atlas"):
             value = getattr(cfg, key)
             if value and not Path(value).is_absolute():
                 setattr(cfg, key, str((base / value).resolve()))

@@ -21,6 +21,8 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
                    help="only these participants (pseudonyms, with or without sub-)")
     p.add_argument("--participants", help="participants TSV: patient_id -> participant_id, ages")
     p.add_argument("--series-table", help="edited `weeke inspect` table")
+    p.add_argument("--sessions", help="sessions TSV: patient_id (or participant_id), a study key "
+                   "(study_instance_uid, accession_number or study_date) -> session label")
     p.add_argument("--key-file", help="project key file for keyed-hash pseudonyms")
     p.add_argument("--atlas", help="atlas bundle: a shipped name (`weeke atlas list`) or a folder")
     p.add_argument("--preset", help="registration preset: fast (default), precise or a TOML path")
@@ -46,7 +48,8 @@ def run(args: argparse.Namespace) -> int:
         raise UsageError(str(exc)) from None
     for key, value in (("input_dir", args.input), ("output_dir", args.output),
                        ("work_dir", args.work_dir), ("participants", args.participants),
-                       ("series_table", args.series_table), ("key_file", args.key_file),
+                       ("series_table", args.series_table), ("sessions", args.sessions),
+                       ("key_file", args.key_file),
                        ("preset", "sloppy" if args.sloppy else args.preset),
                        ("plugin", args.plugin)):
         if value:
@@ -70,7 +73,7 @@ def run(args: argparse.Namespace) -> int:
         cfg.dti = False
     if not cfg.input_dir:
         raise UsageError("give the INPUT folder (or input_dir in --config)")
-    for key in ("participants", "series_table", "key_file", "atlas"):
+    for key in ("participants", "series_table", "sessions", "key_file", "atlas"):
         value = getattr(cfg, key)
         if value and not Path(value).exists():
             raise UsageError(f"{key.replace('_', ' ')} {value}: no such file or folder")

@@ -12,11 +12,12 @@ Layout (``out_dir``)::
                                     .../..._desc-scanner_ADC.nii.gz   scanner-computed ADC
                                     .../..._desc-logfit_ADC.nii.gz  fitted here (no scanner ADC)
 
-Sessions are numbered ``01``, ``02``... per participant in study date order (the dates are read
-in memory before de-identification and never written). Series classified ``localizer`` or
-``other`` are not converted (listed in the result). Both ADC maps are in 10^-6 mm^2/s (sidecar
-``Units``). One failing series never stops the others: its error names the source file and the
-problem, with identifying header values scrubbed.
+Sessions: the label a sessions table gives the study (``sessions=``, see
+``weeke_pipeline.dicom.sessions``), else ``01``, ``02``... per participant in study date order
+(the headers are read in memory before de-identification and never written). Series classified
+``localizer`` or ``other`` are not converted (listed in the result). Both ADC maps are in
+10^-6 mm^2/s (sidecar ``Units``). One failing series never stops the others: its error names
+the source file and the problem, with identifying header values scrubbed.
 """
 
 from __future__ import annotations
@@ -34,6 +35,7 @@ from pathlib import Path
 
 from weeke_pipeline import atomic
 from weeke_pipeline.dicom import deidentify as deid
+from weeke_pipeline.dicom import sessions as ses_table
 from weeke_pipeline.dicom.discover import Series, Skipped, discover, group_series
 from weeke_pipeline.dicom.table import SeriesRow, read_overrides, series_row
 from weeke_pipeline.dicom.validate import SeriesCheckError, check_series, series_label
@@ -127,18 +129,31 @@ def _study_order_key(series: Series) -> tuple[str, str]:
     return (str(ds.get("StudyDate", "")), str(ds.get("StudyTime", "")))
 
 
-def _sessions(series: list[Series], pseudonyms: dict[str, str]) -> dict[str, str]:
-    """study_uid -> session label (01, 02, ... per participant by study date)."""
-    per: dict[str, dict[str, tuple[str, str]]] = {}
+def load_session_table(sessions: str | Path | None, participants: str | Path | None
+                       ) -> ses_table.SessionTable | None:
+    """The sessions table: ``sessions``, else a participants table with a ``session`` column."""
+    if sessions:
+        if participants and ses_table.has_session_column(participants):
+            log.warning("participants table %s: its session column is ignored (the sessions "
+                        "table %s is used)", participants, sessions)
+        return ses_table.read_table(sessions)
+    if participants and ses_table.has_session_column(participants):
+        return ses_table.read_table(participants, participants_table=True)
+    return None
+
+
+def _sessions(series: list[Series], pseudonyms: dict[str, str],
+              table: ses_table.SessionTable | None = None) -> ses_table.Assignment:
+    """study_uid -> session label: the sessions table's, else 01, 02, ... per participant by
+    study date (``weeke_pipeline.dicom.sessions.assign``)."""
+    studies: dict[str, ses_table.Study] = {}
     for s in series:
         p = pseudonyms.get(s.series_uid)
-        if p:
-            per.setdefault(p, {}).setdefault(s.study_uid, _study_order_key(s))
-    out = {}
-    for studies in per.values():
-        for n, uid in enumerate(sorted(studies, key=lambda u: (studies[u], u)), start=1):
-            out[uid] = f"{n:02d}"
-    return out
+        if p and s.study_uid not in studies:
+            studies[s.study_uid] = ses_table.Study(
+                uid=s.study_uid, group=p, patient_id=str(s.first.get("PatientID", "")).strip(),
+                pseudonym=p, first=s.first, order=_study_order_key(s))
+    return ses_table.assign(studies.values(), table)
 
 
 def run_dcm2niix(source_dir: Path, out_dir: Path) -> list[Path]:
@@ -194,12 +209,42 @@ def inspect_dicom(dicom_dir: str | Path, series_table: str | Path | None = None
     return series, rows, skipped
 
 
+def preview_sessions(series: list[Series], rows: list[SeriesRow], sessions: str | Path | None,
+                     participants: str | Path | None = None) -> None:
+    """Fill ``rows[i].session`` with the label ingest would give (``weeke inspect``): the
+    sessions table's, else the date order (``(failed: ...)`` for a clash). Rows keyed by
+    ``participant_id`` need the participants table (pseudonyms from the key are not made here).
+    """
+    table = load_session_table(sessions, participants)
+    pseudo = deid.Pseudonymizer.from_table(participants) if participants else None
+    studies: dict[str, ses_table.Study] = {}
+    for s in series:
+        pid = str(s.first.get("PatientID", "")).strip()
+        try:
+            p = pseudo(pid) if pseudo else None
+        except deid.DeidentificationError:
+            p = None
+        if s.study_uid not in studies:
+            studies[s.study_uid] = ses_table.Study(
+                uid=s.study_uid, group=f"sub-{p}" if p else f"id:{pid}", patient_id=pid,
+                pseudonym=p, first=s.first, order=_study_order_key(s))
+    assigned = ses_table.assign(studies.values(), table)
+    for s, r in zip(series, rows, strict=True):
+        if s.study_uid in assigned.failures:
+            r.session = "(failed: label clash)"
+        else:
+            r.session = assigned.labels.get(s.study_uid, "")
+            if s.study_uid in assigned.fallback:
+                r.session += " (date order)"
+
+
 def ingest_and_convert(
     dicom_dir: str | Path,
     out_dir: str | Path,
     *,
     participants: str | Path | None = None,
     series_table: str | Path | None = None,
+    sessions: str | Path | None = None,
     key: bytes | str | None = None,
     work_dir: str | Path | None = None,
     compute_adc: bool = True,
@@ -207,15 +252,18 @@ def ingest_and_convert(
 ) -> IngestResult:
     """The whole ingest: classify, de-identify into ``work_dir``, convert into ``out_dir``.
 
-    Works without nipype workflows (nipype's Dcm2niix interface is called directly). The
-    series are de-identified and converted by ``workers`` processes (default: the usable
-    CPUs); the outputs do not depend on it."""
+    ``sessions``: a sessions table naming the ``ses-`` label of each study
+    (``weeke_pipeline.dicom.sessions``; a participants table with a ``session`` column works
+    too); unlisted studies keep the study date order. Works without nipype workflows (nipype's
+    Dcm2niix interface is called directly). The series are de-identified and converted by
+    ``workers`` processes (default: the usable CPUs); the outputs do not depend on it."""
     out_dir = Path(out_dir)
     work_dir = Path(work_dir) if work_dir else out_dir.parent / (out_dir.name + "_work")
     uid_key, how = resolve_key(key, participants)
     pseudo = (deid.Pseudonymizer.from_table(participants, key=uid_key if key or
                                              os.environ.get("WEEKE_PROJECT_KEY") else None)
               if participants else deid.Pseudonymizer(key=uid_key))
+    table = load_session_table(sessions, participants)  # bad table: stop before any work
     series, rows, skipped = inspect_dicom(dicom_dir, series_table)
     if not series:
         raise NoDicomError(
@@ -249,7 +297,22 @@ def ingest_and_convert(
             log.warning("sub-%s: %s", p, scrub(warning))
         s.instances = checked.instances
         pseudonyms[s.series_uid] = p
-    sessions = _sessions(series, pseudonyms)
+    assigned = _sessions(series, pseudonyms, table)
+    for s, r in zip(series, rows, strict=True):
+        if s.study_uid in assigned.failures and s.series_uid in pseudonyms:
+            p = pseudonyms.pop(s.series_uid)
+            msg = f"{scrub(series_label(s))}: {assigned.failures[s.study_uid]}"
+            log.error("sub-%s: %s", p, msg)
+            results.append(SeriesResult(scrub(series_label(s)), r.classification, "failed", msg,
+                                        participant=p))
+    sessions = assigned.labels
+    for p, label in sorted({(pseudonyms[s.series_uid], sessions[s.study_uid]) for s in series
+                            if s.series_uid in pseudonyms and s.study_uid in assigned.fallback}):
+        log.warning("sub-%s: a study is not in the sessions table %s: session ses-%s by study "
+                    "date order", p, table.path if table else "", label)
+    for s, r in zip(series, rows, strict=True):
+        if s.series_uid in pseudonyms:
+            r.session = sessions[s.study_uid]
     runs: dict[tuple[str, str, str], int] = {}
     counts: dict[tuple[str, str, str], int] = {}
     for s, r in zip(series, rows, strict=True):
@@ -525,7 +588,9 @@ def _write_records(out_dir: Path, results: list[SeriesResult],
                           "\n".join(lines) + "\n")
     for p, sessions in participants.items():
         rows = ["session_id\tage_days"]
-        for ses in sorted(sessions):
+        # study order: age at scan (the dates are gone), then the label
+        for ses in sorted(sessions, key=lambda s: (ages.get((p, s)) is None,
+                                                   ages.get((p, s)) or 0, s)):
             age = ages.get((p, ses))
             rows.append(f"ses-{ses}\t{'n/a' if age is None else age}")
         atomic.write_text(out_dir / f"sub-{p}" / f"sub-{p}_sessions.tsv",

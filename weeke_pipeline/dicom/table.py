@@ -1,7 +1,8 @@
 """The series table: one row per series, written by ``weeke inspect`` and editable.
 
-Columns: path, series_uid, study_uid, series_number, n_files, n_frames, modality, manufacturer,
-classification, evidence, bvals, dims, voxel_size, te, tr, ti, description. Only
+Columns: path, series_uid, study_uid, session, series_number, n_files, n_frames, modality,
+manufacturer, classification, evidence, bvals, dims, voxel_size, te, tr, ti, description
+(``session``: the ``ses-`` label when ``weeke inspect --sessions`` is given). Only
 ``classification`` is read back: an edited table overrides the classifier for the series whose
 ``series_uid`` it lists (t1w, t2w, dwi, adc, swi, localizer, other; ``other``/``localizer``
 series are not converted).
@@ -20,9 +21,9 @@ from pathlib import Path
 from weeke_pipeline.dicom.classify import CLASSES, classify_series, unique_bvalues
 from weeke_pipeline.dicom.discover import Series
 
-COLUMNS = ("path", "series_uid", "study_uid", "series_number", "n_files", "n_frames", "modality",
-           "manufacturer", "classification", "evidence", "bvals", "dims", "voxel_size", "te",
-           "tr", "ti", "description")
+COLUMNS = ("path", "series_uid", "study_uid", "session", "series_number", "n_files", "n_frames",
+           "modality", "manufacturer", "classification", "evidence", "bvals", "dims", "voxel_size",
+           "te", "tr", "ti", "description")
 
 
 @dataclass
@@ -44,6 +45,7 @@ class SeriesRow:
     tr: str
     ti: str
     description: str
+    session: str = ""  # the ses- label (filled when a sessions table is given, and at ingest)
 
 
 def _num(v: float | None) -> str:
@@ -78,7 +80,10 @@ def write_table(rows: list[SeriesRow], path: str | Path) -> Path:
 
 def format_table(rows: list[SeriesRow]) -> str:
     """A compact text table for the terminal."""
-    cols = ("classification", "n_files", "n_frames", "bvals", "dims", "evidence", "path")
+    cols: tuple[str, ...] = ("classification", "n_files", "n_frames", "bvals", "dims",
+                             "evidence", "path")
+    if any(r.session for r in rows):
+        cols = ("session", *cols)
     data = [[str(getattr(r, c)) for c in cols] for r in rows]
     widths = [min(max(len(c), *(len(d[i]) for d in data)) if data else len(c), 60)
               for i, c in enumerate(cols)]

@@ -49,6 +49,7 @@ class IngestDicomInputSpec(BaseInterfaceInputSpec):
     out_dir = traits.Str(mandatory=True, desc="BIDS raw output folder")
     participants = File(exists=True, desc="participants TSV (patient_id -> participant_id)")
     series_table = File(exists=True, desc="edited series table")
+    sessions = File(exists=True, desc="sessions TSV (study -> ses- label)")
     key_file = File(exists=True, desc="file holding the project key (HMAC pseudonyms, UIDs)")
     compute_adc = traits.Bool(True, usedefault=True)
 
@@ -78,7 +79,8 @@ class IngestDicom(SimpleInterface):
         res = ingest_and_convert(
             self.inputs.dicom_dir, self.inputs.out_dir,
             participants=self.inputs.participants or None,
-            series_table=self.inputs.series_table or None, key=key,
+            series_table=self.inputs.series_table or None,
+            sessions=self.inputs.sessions or None, key=key,
             work_dir=Path(runtime.cwd) / "work", compute_adc=self.inputs.compute_adc)
         out = Path(self.inputs.out_dir)
         files = [out / o for s in res.series if s.status == "converted" for o in s.outputs]
