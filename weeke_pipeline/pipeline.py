@@ -306,13 +306,16 @@ def run_pipeline(cfg: RunConfig, *, progress: bool = False) -> RunSummary:
     summary = RunSummary(output_dir=str(out))
 
     log.info("ingest: de-identifying and converting %s", cfg.input_dir)
+    # the heavy imports of the workflow nodes (~2.5 s) load in a thread while the ingest's
+    # worker processes convert (this process then only waits), instead of after the ingest
+    preload = _preload if cfg.plugin in ("MultiProc", "LegacyMultiProc") else None
     try:
         ingest = ingest_and_convert(cfg.input_dir, rawdata,
                                     participants=cfg.participants or None,
                                     series_table=cfg.series_table or None,
                                     sessions=cfg.sessions or None,
                                     key=project_key(cfg, out), work_dir=work / "deid",
-                                    workers=ingest_workers(cfg))
+                                    workers=ingest_workers(cfg), background=preload)
     except (NoDicomError, SessionTableError) as exc:
         raise ConfigError(str(exc)) from None
     summary.ingest_failures = [f"sub-{s.participant}: {s.message}" if s.participant else s.message

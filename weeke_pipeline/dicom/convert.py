@@ -27,9 +27,10 @@ import json
 import logging
 import os
 import shutil
+import threading
 from collections import deque
 from collections.abc import Callable
-from concurrent.futures import FIRST_COMPLETED, Future, wait
+from concurrent.futures import FIRST_COMPLETED, Executor, Future, wait
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
@@ -39,7 +40,7 @@ from weeke_pipeline.dicom import sessions as ses_table
 from weeke_pipeline.dicom.discover import Series, Skipped, discover, group_series
 from weeke_pipeline.dicom.table import SeriesRow, read_overrides, series_row
 from weeke_pipeline.dicom.validate import SeriesCheckError, check_series, series_label
-from weeke_pipeline.workers import usable_cpus, worker_pool
+from weeke_pipeline.workers import pool_size, worker_pool
 
 log = logging.getLogger(__name__)
 
@@ -248,7 +249,8 @@ def ingest_and_convert(
     key: bytes | str | None = None,
     work_dir: str | Path | None = None,
     compute_adc: bool = True,
-    workers: int | None = None,
+    workers: int | Executor | None = None,
+    background: Callable[[], None] | None = None,
 ) -> IngestResult:
     """The whole ingest: classify, de-identify into ``work_dir``, convert into ``out_dir``.
 
@@ -256,7 +258,9 @@ def ingest_and_convert(
     (``weeke_pipeline.dicom.sessions``; a participants table with a ``session`` column works
     too); unlisted studies keep the study date order. Works without nipype workflows (nipype's
     Dcm2niix interface is called directly). The series are de-identified and converted by
-    ``workers`` processes (default: the usable CPUs); the outputs do not depend on it."""
+    ``workers`` processes (default: the usable CPUs; or an executor to share); the outputs do
+    not depend on it. ``background`` runs in a thread of this process while they do (it
+    only waits for them then), and has finished when this returns."""
     out_dir = Path(out_dir)
     work_dir = Path(work_dir) if work_dir else out_dir.parent / (out_dir.name + "_work")
     uid_key, how = resolve_key(key, participants)
@@ -332,7 +336,8 @@ def ingest_and_convert(
             classification=r.classification, evidence=r.evidence, participant=p, session=ses,
             run=f"run-{runs[k]}_" if counts[k] > 1 else "", age_days=deid.age_in_days(s.first)))
     ages: dict[tuple[str, str], int | None] = {}
-    for job, res in zip(jobs, convert_series(jobs, out_dir, work_dir, uid_key, scrub, workers),
+    for job, res in zip(jobs, convert_series(jobs, out_dir, work_dir, uid_key, scrub, workers,
+                                                  background=background),
                         strict=True):
         results.append(res)
         if res.status == "converted":
@@ -363,8 +368,8 @@ CHUNK_FILES = 64
 
 
 def convert_series(jobs: list[ConvertJob], out_dir: Path, work_dir: Path, key: bytes,
-                   scrub: Callable[[str], str], workers: int | None = None
-                   ) -> list[SeriesResult]:
+                   scrub: Callable[[str], str], workers: int | Executor | None = None, *,
+                   background: Callable[[], None] | None = None) -> list[SeriesResult]:
     """De-identify and convert every job; results in job order.
 
     The files of each series are de-identified in parts of :data:`CHUNK_FILES` by a pool of
@@ -372,7 +377,9 @@ def convert_series(jobs: list[ConvertJob], out_dir: Path, work_dir: Path, key: b
     as its last part is written, while the parts of the next series are being de-identified.
     At most ``workers + 1`` tasks are queued, so a ready conversion never waits behind the
     whole study's de-identification. One failing series never stops the others; a full disk
-    stops the ingest."""
+    stops the ingest. ``background`` (optional) runs in a thread from the first submission (a
+    forked pool has started all its processes by then, so no later fork copies a lock the
+    thread holds) to the end."""
     results: list[SeriesResult | None] = [None] * len(jobs)
     todo: deque[tuple[int, int]] = deque()
     left = {}
@@ -384,24 +391,34 @@ def convert_series(jobs: list[ConvertJob], out_dir: Path, work_dir: Path, key: b
         todo.extend((i, start) for start in starts)
         left[i] = len(starts)
     ready: deque[int] = deque()
+    running: dict[Future, tuple[str, int]] = {}
+
+    def fill(pool: Executor, limit: int) -> None:
+        """Queue conversions that are ready, then parts to de-identify, up to ``limit``."""
+        while len(running) < limit and (ready or todo):
+            if ready:
+                i = ready.popleft()
+                running[pool.submit(_convert_deidentified, jobs[i], out_dir, work_dir)] = (
+                    "convert", i)
+                continue
+            i, start = todo.popleft()
+            if results[i] is not None:  # an earlier part of this series failed
+                continue
+            job = jobs[i]
+            running[pool.submit(
+                _deidentify_part, job.sources[start:start + CHUNK_FILES],
+                work_dir / "deid" / job.sid, pseudonym=job.participant, key=key,
+                age_days=job.age_days, start=start + 1)] = ("deid", i)
+
+    thread = None
     with worker_pool(workers) as pool:
-        running: dict[Future, tuple[str, int]] = {}
-        limit = (usable_cpus() if workers is None else max(1, workers)) + 1
-        while todo or ready or running:
-            while len(running) < limit and (ready or todo):
-                if ready:
-                    i = ready.popleft()
-                    running[pool.submit(_convert_deidentified, jobs[i], out_dir, work_dir)] = (
-                        "convert", i)
-                    continue
-                i, start = todo.popleft()
-                if results[i] is not None:  # an earlier part of this series failed
-                    continue
-                job = jobs[i]
-                running[pool.submit(
-                    _deidentify_part, job.sources[start:start + CHUNK_FILES],
-                    work_dir / "deid" / job.sid, pseudonym=job.participant, key=key,
-                    age_days=job.age_days, start=start + 1)] = ("deid", i)
+        limit = pool_size(pool) + 1
+        fill(pool, limit)
+        if background is not None:
+            thread = threading.Thread(target=background, name="weeke-ingest-background",
+                                      daemon=True)
+            thread.start()
+        while running:
             done, _ = wait(running, return_when=FIRST_COMPLETED)
             for f in sorted(done, key=lambda f: running[f][1]):  # job order: stable logs
                 kind, i = running.pop(f)
@@ -430,6 +447,9 @@ def convert_series(jobs: list[ConvertJob], out_dir: Path, work_dir: Path, key: b
                     results[i] = res
                     for level, message in notes:  # logged here: the worker's records would
                         log.log(level, "%s", scrub(message))  # bypass this process' handlers
+            fill(pool, limit)
+    if thread is not None:
+        thread.join()
     return [r for r in results if r is not None]
 
 
