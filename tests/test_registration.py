@@ -238,13 +238,24 @@ def test_dilate_ball_equals_dilation_with_the_ball():
     for spacing, radius in (((1.0, 1.0, 1.0), 6.0), ((1.2, 1.2, 2.0), 6.0),
                             ((0.8, 1.5, 2.5), 4.3), ((2.5, 2.5, 3.0), 5.0)):
         mask = ndimage.binary_dilation(rng.random((30, 26, 22)) > 0.997, iterations=2)
-        sp = np.asarray(spacing)
-        r = np.ceil(radius / sp).astype(int)
-        zz, yy, xx = np.ogrid[tuple(slice(-k, k + 1) for k in r)]
-        ball = (zz * sp[0]) ** 2 + (yy * sp[1]) ** 2 + (xx * sp[2]) ** 2 <= radius ** 2
-        want = ndimage.binary_dilation(mask, structure=ball)
-        assert np.array_equal(R.dilate_ball(mask, spacing, radius), want), spacing
+        # and a compact blob off-centre in a larger grid, touching one face (a brain in its
+        # field of view): only its bounding box grown by the radius is transformed
+        blob = np.zeros((48, 40, 36), dtype=bool)
+        blob[30:44, 0:9, 5:15] = rng.random((14, 9, 10)) > 0.3
+        for m in (mask, blob):
+            _check_ball_dilation(m, spacing, radius)
     assert not R.dilate_ball(np.zeros((4, 4, 4), bool), (1, 1, 1), 3.0).any()
+
+
+def _check_ball_dilation(mask: np.ndarray, spacing: tuple[float, ...], radius: float) -> None:
+    from scipy import ndimage
+
+    sp = np.asarray(spacing)
+    r = np.ceil(radius / sp).astype(int)
+    zz, yy, xx = np.ogrid[tuple(slice(-k, k + 1) for k in r)]
+    ball = (zz * sp[0]) ** 2 + (yy * sp[1]) ** 2 + (xx * sp[2]) ** 2 <= radius ** 2
+    want = ndimage.binary_dilation(mask, structure=ball)
+    assert np.array_equal(R.dilate_ball(mask, spacing, radius), want), spacing
 
 
 def test_similarity_is_measured_on_a_2mm_subgrid():
