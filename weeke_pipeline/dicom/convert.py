@@ -383,7 +383,9 @@ def convert_series(jobs: list[ConvertJob], out_dir: Path, work_dir: Path, key: b
     results: list[SeriesResult | None] = [None] * len(jobs)
     todo: deque[tuple[int, int]] = deque()
     left = {}
-    for i, job in enumerate(jobs):
+    # largest series first: its conversion then overlaps the de-identification of the others
+    for i in sorted(range(len(jobs)), key=lambda i: -len(jobs[i].sources)):
+        job = jobs[i]
         for d in (work_dir / "deid" / job.sid, work_dir / "dcm2niix" / job.sid):
             if d.exists():
                 shutil.rmtree(d)

@@ -339,17 +339,33 @@ def deidentify_dataset(ds: Dataset, *, pseudonym: str, key: bytes,
     ds.DeidentificationMethodCodeSequence = Sequence(codes)
 
 
+_IDENTIFYING = ("PatientName", "PatientID", "PatientBirthDate", "AccessionNumber",
+                "InstitutionName", "InstitutionAddress", "InstitutionalDepartmentName",
+                "DeviceSerialNumber", "StationName", "ReferringPhysicianName", "StudyDate",
+                "SeriesDate", "AcquisitionDate", "StudyID", "OtherPatientIDs",
+                "OtherPatientNames", "PerformingPhysicianName", "OperatorsName",
+                "StudyDescription", "PatientMotherBirthName", "PatientAddress",
+                "RequestingPhysician")
+_IDENTIFYING_TAGS = tuple(Tag(k) for k in _IDENTIFYING)
+
+
+def identity_key(ds: Dataset) -> tuple[object, ...]:
+    """The identifying elements of a header as stored (bytes as read, nothing parsed): two
+    headers with the same key have the same :func:`identifying_values`, so a series' files
+    need them worked out once."""
+    elements = ds._dict  # a raw element's value is its undecoded bytes
+    out: list[object] = [ds.get("SpecificCharacterSet")]
+    for tag in _IDENTIFYING_TAGS:
+        elem = elements.get(tag)
+        out.append(None if elem is None else elem.value if elem.is_raw else str(elem.value))
+    return tuple(out)
+
+
 def identifying_values(ds: Dataset) -> list[str]:
     """Identifying strings of a header (to scrub from messages): names (and each part of a
     person name), IDs, dates, accession, institution, device serial, station..."""
-    keys = ("PatientName", "PatientID", "PatientBirthDate", "AccessionNumber", "InstitutionName",
-            "InstitutionAddress", "InstitutionalDepartmentName", "DeviceSerialNumber",
-            "StationName", "ReferringPhysicianName", "StudyDate", "SeriesDate",
-            "AcquisitionDate", "StudyID", "OtherPatientIDs", "OtherPatientNames",
-            "PerformingPhysicianName", "OperatorsName", "StudyDescription",
-            "PatientMotherBirthName", "PatientAddress", "RequestingPhysician")
     out = []
-    for k in keys:
+    for k in _IDENTIFYING:
         try:
             v = ds.get(k)
         except Exception:  # a malformed value must not stop the scrubbing of the others

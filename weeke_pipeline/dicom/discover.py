@@ -32,7 +32,7 @@ from pydicom.dataset import Dataset
 from pydicom.errors import InvalidDicomError
 from pydicom.uid import UID
 
-from weeke_pipeline.dicom.deidentify import identifying_values, scrubber
+from weeke_pipeline.dicom.deidentify import identifying_values, identity_key, scrubber
 
 log = logging.getLogger(__name__)
 
@@ -230,6 +230,7 @@ def discover(root: str | Path) -> tuple[list[Instance], list[Skipped]]:
     images: list[Instance] = []
     skipped: list[Skipped] = []
     identities: set[str] = set()
+    seen: set[tuple[object, ...]] = set()
     notes: list[tuple[int, Source, str]] = []  # logged at the end, scrubbed of identities
     for source in iter_sources(root):
         try:
@@ -246,7 +247,10 @@ def discover(root: str | Path) -> tuple[list[Instance], list[Skipped]]:
             level = logging.INFO if isinstance(exc, InvalidDicomError) else logging.WARNING
             notes.append((level, source, reason))
             continue
-        identities.update(identifying_values(ds))
+        key = identity_key(ds)
+        if key not in seen:  # the files of a series mostly share them: worked out once
+            seen.add(key)
+            identities.update(identifying_values(ds))
         sop = str(ds.get("SOPClassUID", ""))
         if not is_image_sop_class(sop):
             reason = f"not an image object (SOP class {UID(sop).name or 'missing'})"
