@@ -195,3 +195,17 @@ def test_float32_fortran_order_thresholds_at_the_edges():
                                    adc_thresholds=thresholds, threads=1)
     for name, v in one.items():
         np.testing.assert_array_equal(v, got[name], err_msg=name)
+
+
+def test_integer_images_as_read_from_dcm2niix():
+    """An int16/uint16 image (the converted T2w as stored) gives the statistics of its values
+    as float64 (integers are converted as they are read, not rounded or wrapped)."""
+    labels, _, t2w, adc = _random_subject(4)
+    for dtype in (np.int16, np.uint16):
+        t2i = np.clip(np.rint(t2w), 0, 3000).astype(dtype)
+        got = M.compute_region_metrics(labels, voxel_volume_mm3=1.0, t2w=t2i, adc=adc)
+        want = M.compute_region_metrics(labels, voxel_volume_mm3=1.0,
+                                        t2w=t2i.astype(np.float64), adc=adc)
+        for m in ("t2w_median", "t2w_norm", "t2w_p25_norm", "t2w_p75_norm", "adc_mean"):
+            np.testing.assert_array_equal(got[m], want[m], err_msg=f"{dtype.__name__} {m}")
+        assert np.isfinite(got["t2w_median"][1:]).sum() > 30

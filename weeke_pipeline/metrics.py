@@ -72,20 +72,22 @@ class LabelIndex:
         self.order = "F" if labels.flags.f_contiguous and not labels.flags.c_contiguous else "C"
         self.shape = labels.shape
         self.n_labels = n_labels
+        from weeke_pipeline.metrics_kernels import count_labels
+
         lab = labels.ravel(order=self.order)
         flat = np.flatnonzero((lab > 0) & (lab <= n_labels))
-        labs = lab[flat].astype(np.intp)
+        # 8-bit labels where they fit: the per-voxel passes read an eighth of the bytes
+        labs = lab[flat].astype(np.uint8 if n_labels < 256 else np.intp)
         #: voxels per label whether inside ``mask`` or not (region volumes)
-        self.volume_counts = np.bincount(labs, minlength=n_labels + 1)
+        self.volume_counts = count_labels(labs, n_labels + 1)
         if mask is not None:
             m = self._flat(mask, "mask")
             inside = m[flat] if m.dtype == bool else m[flat] != 0
             flat, labs = flat[inside], labs[inside]
-            self.counts = np.bincount(labs, minlength=n_labels + 1)
+            self.counts = count_labels(labs, n_labels + 1)
         else:
             self.counts = self.volume_counts
         self.flat, self.lab = flat, labs
-        self._base: dict[int, np.ndarray] = {}
 
     def _flat(self, values: np.ndarray, what: str = "image") -> np.ndarray:
         if np.shape(values) != self.shape:
@@ -93,37 +95,24 @@ class LabelIndex:
                              f" {self.shape}")
         return np.asarray(values).ravel(order=self.order)
 
-    def base(self, bins: int) -> np.ndarray:
-        """``lab * bins``: the label part of the (label, value-bin) key, cached per ``bins``."""
-        if bins not in self._base:
-            self._base[bins] = self.lab * bins
-        return self._base[bins]
-
-    def _gather(self, values: np.ndarray) -> tuple[np.ndarray, np.ndarray | None]:
-        """(all values, finite selector or None when every value is finite)."""
-        v = np.take(self._flat(values), self.flat)
-        if v.dtype.kind != "f":
-            v = v.astype(np.float64)
-        ok = np.isfinite(v)
-        return v, (None if ok.all() else ok)
-
     def stats(self, values: np.ndarray, *, percentiles: Sequence[float] = (),
               thresholds: Sequence[float] = (), mean: bool = False,
               pooled: Sequence[int] = (), bins: int = DEFAULT_BINS) -> dict[str, Any]:
         """:func:`label_stats` of one image on these voxels, plus ``pooled_median`` (the median
         over the voxels of the labels in ``pooled`` taken together, e.g. the reference tissue);
         all from one (label, value-bin) histogram (:func:`histogram_statistics`)."""
-        v, ok = self._gather(values)
-        base, lab = self.base(bins), self.lab
-        if ok is not None:
-            v, base, lab = v[ok], base[ok], lab[ok]
-        out = histogram_statistics(base, v, self.n_labels + 1, bins=bins,
+        from weeke_pipeline import metrics_kernels as mk
+
+        img = self._flat(values)
+        # values in the image's floating type, integer images as float64 (converted as read)
+        v = np.empty(self.flat.size, dtype=img.dtype if img.dtype.kind == "f" else np.float64)
+        vmin, vmax, _ = mk.gather_range(img, self.flat, v)
+        out = histogram_statistics(self.lab, v, self.n_labels + 1, bins=bins,
                                    percentiles=percentiles, thresholds=thresholds,
-                                   pooled=pooled)
+                                   pooled=pooled, sums=mean, value_range=(vmin, vmax))
         if mean:
-            sums = np.bincount(lab, weights=v, minlength=self.n_labels + 1)
             with np.errstate(invalid="ignore", divide="ignore"):
-                out["mean"] = sums / out["count"]
+                out["mean"] = out["sum"] / out["count"]
         return out
 
 
@@ -144,54 +133,72 @@ def grouped_percentiles(lk: np.ndarray, v: np.ndarray, k: int, percentiles: Sequ
                         *, bins: int = DEFAULT_BINS) -> dict[str, np.ndarray]:
     """Exact per-label percentiles (linear interpolation as ``np.percentile``) of values ``v``
     with labels ``lk`` in 0..k-1 (see :func:`histogram_statistics`)."""
-    lk = np.asarray(lk, dtype=np.intp)
-    st = histogram_statistics(lk * bins, np.asarray(v), k, bins=bins, percentiles=percentiles)
+    st = histogram_statistics(np.asarray(lk), np.asarray(v), k, bins=bins,
+                              percentiles=percentiles)
     return {f"p{q:g}": st[f"p{q:g}"] for q in percentiles}
 
 
-def histogram_statistics(base: np.ndarray, v: np.ndarray, k: int, *, bins: int,
+def histogram_statistics(lab: np.ndarray, v: np.ndarray, k: int, *, bins: int,
                          percentiles: Sequence[float] = (), thresholds: Sequence[float] = (),
-                         pooled: Sequence[int] = ()) -> dict[str, Any]:
+                         pooled: Sequence[int] = (), sums: bool = True,
+                         value_range: tuple[float, float] | None = None) -> dict[str, Any]:
     """Exact per-label order statistics without sorting the voxels or looping over labels.
 
-    ``base`` = label * bins of each voxel, ``v`` its (finite) value. One ``bincount`` of the key
-    label * bins + bin(x), bin(x) = floor((x - min) * scale) (monotone in x, so it preserves
-    ranks), gives each label's histogram and cumulative counts; they tell which bin holds any
-    rank of any label. Only the voxels of those bins are then sorted (a few per label).
+    ``lab`` = label (0..k-1) of each voxel, ``v`` its value (non-finite values are left out);
+    ``value_range`` = (min, max) of the finite values when already known. One histogram of the
+    key label * bins + bin(x), bin(x) = floor((x - min) * scale), scale = (bins - 0.5) /
+    (max - min) in double precision (monotone in x, so it preserves ranks), gives each label's
+    histogram and cumulative counts; they tell which bin holds any rank of any label. Only the
+    voxels of those bins are then sorted (a few per label). The per-voxel passes are compiled
+    (:mod:`weeke_pipeline.metrics_kernels`).
 
-    - ``count``: voxels per label (index 0..k-1);
+    - ``count``: voxels per label (index 0..k-1); ``sum``: their sum (float64; NaN unless
+      ``sums``);
     - ``p<q>``: percentile q as ``np.percentile`` (linear): x_lo + (x_hi - x_lo) (pos - lo),
       pos = q/100 (n-1), lo = floor(pos), hi = min(lo+1, n-1), x_i the sorted values;
-    - ``below_<t>``: #{x < t} / n = (count in the bins below bin(t)) + (count of bin(t)'s
-      values < t), divided by n;
+    - ``below_<t>``: #{x < t} / n (t in the values' precision, as numpy compares) = (count in
+      the bins below bin(t)) + (count of bin(t)'s values < t), divided by n;
     - ``pooled_median``: ``np.median`` of the voxels of the labels in ``pooled`` together.
     NaN where a label has no voxel.
     """
+    from weeke_pipeline import metrics_kernels as mk
+
+    lab = np.ascontiguousarray(lab)
+    if lab.dtype not in (np.uint8, np.intp):  # the two label types the kernels are built for
+        lab = lab.astype(np.intp)
+    v = np.ascontiguousarray(v)
+    if v.dtype.kind != "f":
+        v = v.astype(np.float64)
     nq = len(percentiles)
-    out: dict[str, Any] = {"count": np.zeros(k)}
+    out: dict[str, Any] = {"count": np.zeros(k), "sum": np.zeros(k)}
     nan = np.full(k, np.nan)
     out.update({f"p{q:g}": nan.copy() for q in percentiles})
     out.update({f"below_{t:g}": nan.copy() for t in thresholds})
     if len(pooled):
         out["pooled_median"] = np.nan
-    if v.size == 0:
+    if value_range is None:
+        finite = v[np.isfinite(v)]
+        value_range = (float(finite.min()), float(finite.max())) if finite.size else (
+            np.inf, -np.inf)
+    vmin, vmax = float(value_range[0]), float(value_range[1])
+    if not vmin <= vmax:  # no finite value
         return out
-    vmin, vmax = v.min(), v.max()
-    span = float(vmax) - float(vmin)
-    # the largest value maps below ``bins`` (to bins - 0.5 up to rounding): no clipping pass
-    scale = v.dtype.type((bins - 0.5) / span if span > 0 else 0.0)
-    qf = np.subtract(v, vmin)
-    np.multiply(qf, scale, out=qf)
-    key = qf.astype(np.intp)
-    del qf
-    np.add(key, base, out=key)
-    hist = np.bincount(key, minlength=k * bins).reshape(k, bins)
+    span = vmax - vmin
+    # the largest value maps below ``bins`` (to bins - 0.5 up to rounding): no clipping
+    scale = (bins - 0.5) / span if span > 0 else 0.0
+    if bins >= 2**16:
+        raise ValueError(f"bins must be below 65536 (got {bins})")
+    flat_hist = np.zeros(k * bins, dtype=np.int64)
+    total = np.zeros(k)
+    vbin = np.empty(v.size, dtype=np.uint16)  # each voxel's bin (bins = not finite)
+    mk.histogram(v, lab, vmin, scale, bins, flat_hist, total, sums, vbin)
+    hist = flat_hist.reshape(k, bins)
     cum = np.cumsum(hist, axis=1)
     cnt = cum[:, -1]
     labs = np.flatnonzero(cnt > 0)
     n = cnt[labs]
-    out["count"] = cnt.astype(np.float64)
-    table = np.zeros(k * bins, dtype=bool)          # (label, bin) pairs whose voxels we sort
+    out["count"], out["sum"] = cnt.astype(np.float64), (total if sums else nan.copy())
+    table = np.zeros(k * bins, dtype=np.bool_)      # (label, bin) pairs whose voxels we sort
 
     # percentiles: the bin of every needed rank, all labels at once (searchsorted in the
     # concatenated cumulative counts, each row offset by row * total)
@@ -205,11 +212,11 @@ def histogram_statistics(base: np.ndarray, v: np.ndarray, k: int, *, bins: int,
     tkey = labs * bins + b
     table[tkey.ravel()] = True
 
-    # thresholds: bin(t) by the same arithmetic as the voxels' bins
+    # thresholds: bin(t) by the same double-precision arithmetic as the voxels' bins
     tvals = [v.dtype.type(t) for t in thresholds]
     tbins = []
     for t in tvals:
-        tb = int(np.multiply(np.subtract(t, vmin), scale)) if vmin <= t <= vmax else -1
+        tb = int((float(t) - vmin) * scale) if vmin <= t <= vmax else -1
         tbins.append(tb)
         if tb >= 0:
             table[labs * bins + tb] = True
@@ -229,8 +236,9 @@ def histogram_statistics(base: np.ndarray, v: np.ndarray, k: int, *, bins: int,
             for bb in np.unique(pb):
                 table[np.flatnonzero(pool) * bins + bb] = True
 
-    cand = np.flatnonzero(table[key])
-    ck, cv = key[cand], v[cand]
+    size = int(flat_hist[table].sum())
+    ck, cv = np.empty(size, dtype=np.int64), np.empty(size, dtype=v.dtype)
+    mk.candidates(v, lab, vbin, bins, table, ck, cv)
     o = np.lexsort((cv, ck))
     ck, cv = ck[o], cv[o]                            # candidates by (label, bin), then value
     if nq:
@@ -385,7 +393,9 @@ def _stats_of_images(index: LabelIndex, jobs: Mapping[str, tuple[np.ndarray, dic
     if threads is None:
         threads = min(2, len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity")
                       else (os.cpu_count() or 1))
-    index.base(DEFAULT_BINS)  # shared by every image: computed once, before any thread
+    from weeke_pipeline import metrics_kernels as mk
+
+    mk.warm_up()  # compiled (or loaded from numba's cache) once, before any thread
     if threads <= 1 or len(jobs) <= 1:
         return {name: index.stats(img, **kw) for name, (img, kw) in jobs.items()}
     from concurrent.futures import ThreadPoolExecutor

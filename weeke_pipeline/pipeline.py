@@ -218,6 +218,10 @@ def _preload(modules: tuple[str, ...] = HEAVY_MODULES) -> None:
     for name in modules:
         with contextlib.suppress(ImportError):  # a node reports it with its own error
             importlib.import_module(name)
+    with contextlib.suppress(ImportError):  # the metrics' compiled passes, for every worker
+        from weeke_pipeline.metrics_kernels import warm_up
+
+        warm_up()
 
 
 def _quiet_nipype(*, verbose: bool) -> None:
