@@ -204,6 +204,11 @@ class _QCInputSpec(BaseInterfaceInputSpec):
     adc = File(exists=True, desc="ADC in T2w space")
     registration_reports = traits.Dict(traits.Str, File(exists=True),
                                        desc="name -> registration JSON (to_atlas, T1w, ADC)")
+    # the same reports one by one: a workflow connects them straight from the registration
+    # nodes, so QC starts as soon as the last registration ends (no collecting step between)
+    report_to_atlas = File(exists=True, desc="atlas registration JSON")
+    report_t1w = File(exists=True, desc="T1w -> T2w registration JSON")
+    report_adc = File(exists=True, desc="b0/ADC -> T2w registration JSON")
     error = traits.Str(desc="upstream error text: the report then shows it (status fail)")
     extra_figures = traits.Dict(traits.Str, File(exists=True),
                                 desc="name -> PNG made by another step (e.g. FA colour map)")
@@ -224,8 +229,12 @@ class SubjectQC(SimpleInterface):
     def _run_interface(self, runtime):
         from weeke_pipeline import qc
 
-        regs = {k: json.loads(Path(v).read_text(encoding="utf-8"))
-                for k, v in (_opt(self.inputs.registration_reports) or {}).items()}
+        files = dict(_opt(self.inputs.registration_reports) or {})
+        for key, trait in (("to_atlas", "report_to_atlas"), ("T1w", "report_t1w"),
+                           ("ADC", "report_adc")):
+            if _opt(getattr(self.inputs, trait)):
+                files[key] = getattr(self.inputs, trait)
+        regs = {k: json.loads(Path(v).read_text(encoding="utf-8")) for k, v in files.items()}
         res = qc.run_subject_qc(
             self.inputs.subject, runtime.cwd, t2w=_opt(self.inputs.t2w),
             labels=_opt(self.inputs.labels), brain_mask=_opt(self.inputs.brain_mask),

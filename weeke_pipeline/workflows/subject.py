@@ -82,7 +82,7 @@ def init_subject_wf(*, subject: str, session: str, atlas_t2w: str, atlas_brain_m
         (atlas_reg, qc, [("labels", "labels"), ("brain_mask", "brain_mask")]),
         (atlas_reg, reports, [("report", "to_atlas")]),
         (atlas_reg, transforms, [("forward_transforms", "to_atlas")]),
-        (reports, qc, [("out", "registration_reports")]),
+        (atlas_reg, qc, [("report", "report_to_atlas")]),
         (inputnode, sink, [("t2w", "t2w")]),
         (atlas_reg, sink, [("labels", "dseg"), ("brain_mask", "brain_mask")]),
         (metrics, sink, [("tsv", "metrics_tsv"), ("json", "metrics_json")]),
@@ -99,7 +99,7 @@ def init_subject_wf(*, subject: str, session: str, atlas_t2w: str, atlas_brain_m
             (inputnode, t1w_reg, [("t2w", "t2w"), ("t1w", "moving")]),
             (atlas_reg, t1w_reg, [("brain_mask", "brain_mask")]),
             (t1w_reg, metrics, [("warped", "t1w")]),
-            (t1w_reg, qc, [("warped", "t1w")]),
+            (t1w_reg, qc, [("warped", "t1w"), ("report", "report_t1w")]),
             (t1w_reg, sink, [("warped", "t1w")]),
             (t1w_reg, reports, [("report", "T1w")]),
             (t1w_reg, transforms, [(("transform", _as_list), "T1w_to_T2w")]),
@@ -115,6 +115,7 @@ def init_subject_wf(*, subject: str, session: str, atlas_t2w: str, atlas_brain_m
             (atlas_reg, b0_reg, [("brain_mask", "brain_mask")]),
             (b0_reg, sink, [("warped", "b0")]),
             (b0_reg, reports, [("report", "ADC")]),
+            (b0_reg, qc, [("report", "report_adc")]),
             (b0_reg, transforms, [(("transform", _as_list), "b0_to_T2w")]),
         ])
         if dti:
@@ -156,6 +157,7 @@ def init_subject_wf(*, subject: str, session: str, atlas_t2w: str, atlas_brain_m
             (adc_reg, qc, [("warped", "adc")]),
             (adc_reg, sink, [("warped", "adc")]),
             (adc_reg, reports, [("report", "ADC")]),
+            (adc_reg, qc, [("report", "report_adc")]),
         ])
     return wf
 
