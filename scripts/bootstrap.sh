@@ -11,6 +11,10 @@ if ! "$PY" -c 'import sys; sys.exit(sys.version_info < (3, 11))' 2>/dev/null; th
   echo "weeke-pipeline needs Python >= 3.11 ($PY is $("$PY" --version 2>&1))" >&2
   exit 1
 fi
+if [ -x "$VENV/bin/python" ] && ! "$VENV/bin/python" -m pip --version >/dev/null 2>&1; then
+  echo "the virtual environment $VENV is incomplete (an interrupted set-up?): recreating it" >&2
+  rm -rf "$VENV"
+fi
 if [ ! -x "$VENV/bin/python" ]; then
   if ! "$PY" -m venv "$VENV" 2>/dev/null; then
     # Debian splits venv/ensurepip into python3-venv.
