@@ -19,7 +19,7 @@ from __future__ import annotations
 
 import json
 import re
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -110,6 +110,29 @@ def _qc_entry(name: str, series: pd.Series) -> dict[str, Any]:
     return _col(f"QC value {name} (weeke_pipeline.qc)", fmt)
 
 
+def _case_files(root: Path, pattern: str, name: re.Pattern[str], code_of: Mapping[str, str],
+                unknown: set[str], seen: set[str]) -> Iterator[tuple[Path, str, str]]:
+    """(file, subject label, session) of the files under ``root`` matching ``pattern`` whose
+    subject has a case; subjects without one go to ``unknown``, the others to ``seen``."""
+    for path in sorted(root.glob(pattern)):
+        m = name.match(path.name)
+        if m is None:
+            continue
+        label = m.group("sub")
+        if label not in code_of:
+            unknown.add(label)
+            continue
+        seen.add(label)
+        yield path, label, m.group("ses")
+
+
+def _read_json(path: Path) -> Any:
+    try:
+        return json.loads(path.read_text(encoding="utf-8"))
+    except json.JSONDecodeError as exc:
+        raise ValueError(f"{path}: not valid JSON: {exc}") from None
+
+
 def load(output: str | Path, code_of: Mapping[str, str]) -> DerivativeTables:
     """Metrics and QC of every pipeline session whose subject has a case.
 
@@ -121,38 +144,18 @@ def load(output: str | Path, code_of: Mapping[str, str]) -> DerivativeTables:
     root = derivatives_root(output)
     frames, qc_rows, unknown, seen = [], [], set(), set()
     sidecar: dict[str, Any] | None = None
-    for tsv in sorted(root.glob("sub-*/ses-*/sub-*_ses-*_metrics.tsv")):
-        m = _SES.match(tsv.name)
-        if m is None:
-            continue
-        label, ses = m.group("sub"), m.group("ses")
-        if label not in code_of:
-            unknown.add(label)
-            continue
-        seen.add(label)
+    for tsv, label, ses in _case_files(root, "sub-*/ses-*/sub-*_ses-*_metrics.tsv", _SES,
+                                       code_of, unknown, seen):
         df = read_metrics(tsv)
         df.insert(0, "reading_code", code_of[label])
         df.insert(1, "session", ses)
         frames.append(df.drop(columns=["subject"]))
         side = tsv.with_suffix(".json")
         if sidecar is None and side.is_file():
-            try:
-                sidecar = json.loads(side.read_text(encoding="utf-8"))
-            except json.JSONDecodeError as exc:
-                raise ValueError(f"{side}: not valid JSON: {exc}") from None
-    for js in sorted(root.glob("sub-*/ses-*/qc/sub-*_ses-*_qc.json")):
-        m = _QC.match(js.name)
-        if m is None:
-            continue
-        label, ses = m.group("sub"), m.group("ses")
-        if label not in code_of:
-            unknown.add(label)
-            continue
-        seen.add(label)
-        try:
-            doc = json.loads(js.read_text(encoding="utf-8"))
-        except json.JSONDecodeError as exc:
-            raise ValueError(f"{js}: not valid JSON: {exc}") from None
+            sidecar = _read_json(side)
+    for js, label, ses in _case_files(root, "sub-*/ses-*/qc/sub-*_ses-*_qc.json", _QC,
+                                      code_of, unknown, seen):
+        doc = _read_json(js)
         code = code_of[label]
         row: dict[str, Any] = {"reading_code": code, "session": ses,
                                "qc_status": doc.get("status"),

@@ -1,14 +1,13 @@
-"""Region metrics: every label of a subject in one vectorised pass (pure numpy; pandas only to
-shape the output tables).
+"""Region metrics: every label of a subject in one pass per image (numpy, with the per-voxel
+loops compiled by numba; pandas only to shape the output tables).
 
 All statistics are computed for all labels at once (no Python loop over labels):
 - the labelled voxels are found once (:class:`LabelIndex`) and every image is read at those
   indices, in memory order;
-- one ``np.bincount`` per image of the key ``label * bins + bin(value)`` gives every label's
-  value histogram; its cumulative counts tell which bin holds any rank of any label, and only
-  the few voxels of those bins are sorted (:func:`histogram_statistics`): exact order
-  statistics without sorting the image;
-- means from one weighted ``np.bincount`` over the labels.
+- one histogram per image of the key ``label * bins + bin(value)`` gives every label's counts
+  and sums; its cumulative counts tell which bin holds any rank of any label, and only the few
+  voxels of those bins are sorted (:func:`histogram_statistics`): exact order statistics
+  without sorting the image. The per-voxel passes are compiled (:mod:`metrics_kernels`).
 
 Definitions (voxels of label ``k`` with a finite value ``x_1 <= ... <= x_n``; ``V`` = voxel
 volume):
@@ -62,7 +61,7 @@ class LabelIndex:
     a label in 1..n_labels (and inside ``mask``); ``lab`` = their labels; ``counts`` = voxels
     per label. Every image is read at the same indices: an ascending gather streams through
     memory (grouping the voxels by label instead made the gather 3x slower: it jumps around
-    the image), and the label part of the histogram key (``lab * bins``) is computed once.
+    the image).
     """
 
     def __init__(self, labels: np.ndarray, n_labels: int, mask: np.ndarray | None = None):
@@ -390,10 +389,11 @@ def compute_region_metrics(labels: np.ndarray, *, voxel_volume_mm3: float,
 def _stats_of_images(index: LabelIndex, jobs: Mapping[str, tuple[np.ndarray, dict[str, Any]]],
                      threads: int | None) -> dict[str, dict[str, Any]]:
     """``index.stats`` of every image of ``jobs`` (name -> (image, keyword arguments))."""
-    if threads is None:
-        threads = min(2, len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity")
-                      else (os.cpu_count() or 1))
     from weeke_pipeline import metrics_kernels as mk
+    from weeke_pipeline.workers import usable_cpus
+
+    if threads is None:
+        threads = min(2, usable_cpus())
 
     mk.warm_up()  # compiled (or loaded from numba's cache) once, before any thread
     if threads <= 1 or len(jobs) <= 1:

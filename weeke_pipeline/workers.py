@@ -43,15 +43,11 @@ def pool_size(pool: Executor) -> int:
 
 
 @contextlib.contextmanager
-def worker_pool(workers: int | Executor | None) -> Iterator[Executor]:
-    """``workers`` processes (default: the usable CPUs); inline when that is 1; an executor
-    given as ``workers`` is used as it is (and left open).
+def worker_pool(workers: int | None) -> Iterator[Executor]:
+    """``workers`` processes (default: the usable CPUs); inline when that is 1.
 
     A forked pool starts all its processes at its first task and never again: after that,
     threads of this process cannot leave a held lock in a later fork."""
-    if isinstance(workers, Executor):
-        yield workers
-        return
     n = usable_cpus() if workers is None else max(1, int(workers))
     if n == 1:
         yield InlineExecutor()

@@ -249,7 +249,7 @@ def ingest_and_convert(
     key: bytes | str | None = None,
     work_dir: str | Path | None = None,
     compute_adc: bool = True,
-    workers: int | Executor | None = None,
+    workers: int | None = None,
     background: Callable[[], None] | None = None,
 ) -> IngestResult:
     """The whole ingest: classify, de-identify into ``work_dir``, convert into ``out_dir``.
@@ -258,9 +258,9 @@ def ingest_and_convert(
     (``weeke_pipeline.dicom.sessions``; a participants table with a ``session`` column works
     too); unlisted studies keep the study date order. Works without nipype workflows (nipype's
     Dcm2niix interface is called directly). The series are de-identified and converted by
-    ``workers`` processes (default: the usable CPUs; or an executor to share); the outputs do
-    not depend on it. ``background`` runs in a thread of this process while they do (it
-    only waits for them then), and has finished when this returns."""
+    ``workers`` processes (default: the usable CPUs); the outputs do not depend on it.
+    ``background`` runs in a thread of this process while they do (it only waits for them
+    then), and has finished when this returns."""
     out_dir = Path(out_dir)
     work_dir = Path(work_dir) if work_dir else out_dir.parent / (out_dir.name + "_work")
     uid_key, how = resolve_key(key, participants)
@@ -368,7 +368,7 @@ CHUNK_FILES = 64
 
 
 def convert_series(jobs: list[ConvertJob], out_dir: Path, work_dir: Path, key: bytes,
-                   scrub: Callable[[str], str], workers: int | Executor | None = None, *,
+                   scrub: Callable[[str], str], workers: int | None = None, *,
                    background: Callable[[], None] | None = None) -> list[SeriesResult]:
     """De-identify and convert every job; results in job order.
 
