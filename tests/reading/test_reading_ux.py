@@ -204,3 +204,53 @@ def test_wrong_password_does_not_count_the_time_twice(study) -> None:
                   {"password": "wrong", "version": 2, "timing": {"active_s": 4.0}})
     assert r.status_code == 403
     assert Read.objects.get(case__code=code, reader=user).active_seconds == 0
+
+
+def test_reading_time_round_trips_to_every_export(study, tmp_path) -> None:
+    """A timed, signed read -> read records -> reads long -> reads wide -> long again, and
+    the files `weeke export` writes; every new column has a dictionary entry."""
+    import pandas as pd
+
+    from weeke_pipeline import agreement as ag
+    from weeke_pipeline import tables as tb
+    from weeke_pipeline.reading.exports import read_records
+    from weeke_pipeline.reading.models import Read
+    from weeke_pipeline.scoring import load_form
+
+    user = study["users"]["reader2"]
+    code = study["shared"].code
+    reader = client_for(user)
+    reader.get(f"/case/{code}/")
+    read = Read.objects.get(case__code=code, reader=user)
+    Read.objects.filter(pk=read.pk).update(opened_at=read.opened_at - timedelta(minutes=5),
+                                           updated_at=read.updated_at - timedelta(minutes=5))
+    post_json(reader, f"/api/case/{code}/read", {
+        **complete_items(), "version": 1,
+        "timing": {"active_s": 120.5, "items": {"gm_thalamus": 40.25}}})
+    assert post_json(reader, f"/api/case/{code}/read/sign",
+                     {"password": PASSWORD, "version": 2}).status_code == 200
+
+    records = [r for r in read_records() if r["reading_code"] == code and r["status"] ==
+               "signed"]
+    assert records[0]["active_seconds"] == 120.5
+    form = load_form("weeke-consensus-2025")
+    long = tb.reads_long_from_records(records)
+    row = long[long["item"] == "gm_thalamus"].iloc[0]
+    assert row["active_seconds"] == 120.5 and row["item_seconds"] == 40.25
+    assert long[long["item"] == "gm_plic"]["item_seconds"].iloc[0] == 0
+    assert 290 <= row["reading_seconds"] <= 330
+    wide = tb.reads_wide(long, form)
+    assert wide["active_seconds"].iloc[0] == 120.5 and wide["gm_thalamus_seconds"].iloc[0] == 40.25
+    back = tb.wide_to_long(wide, form)
+    pd.testing.assert_frame_equal(back.reset_index(drop=True), long.reset_index(drop=True))
+    for table, dictionary in ((long, tb.reads_long_dictionary(form)),
+                              (wide, tb.reads_wide_dictionary(form))):
+        assert set(table.columns) <= set(dictionary), set(table.columns) - set(dictionary)
+        path = tb.write_table(table, tmp_path / "t.tsv", dictionary)
+        again = pd.read_csv(path, sep="\t")
+        assert again["active_seconds"].iloc[0] == 120.5
+    cons = tb.consensus(long, form)
+    assert not [c for c in cons.columns if "seconds" in c]  # per read, not per case
+    times = ag.reading_time_table(long)
+    assert times["active_s_median"].iloc[0] == 120.5 and times["n_reads"].iloc[0] == 1
+    assert set(times.columns) == set(ag.reading_time_dictionary())
