@@ -254,3 +254,64 @@ def test_reading_time_round_trips_to_every_export(study, tmp_path) -> None:
     times = ag.reading_time_table(long)
     assert times["active_s_median"].iloc[0] == 120.5 and times["n_reads"].iloc[0] == 1
     assert set(times.columns) == set(ag.reading_time_dictionary())
+
+
+# ---------------------------------------------------------------- smaller images
+
+def _world_value(img, xyz):  # type: ignore[no-untyped-def]
+    import numpy as np
+
+    ijk = np.linalg.inv(img.affine) @ np.array([*xyz, 1.0])
+    return np.asarray(img.dataobj)[tuple(np.round(ijk[:3]).astype(int))]
+
+
+def test_crop_to_brain_box_keeps_world_positions_on_any_grid() -> None:
+    import nibabel as nib
+    import numpy as np
+
+    from weeke_pipeline.reading.image_prep import brain_box, crop_to_box
+
+    rng = np.random.default_rng(1)
+    affine = np.diag([1.0, 1.0, 1.0, 1.0])
+    affine[:3, 3] = [-50, -60, -40]
+    mask = np.zeros((100, 120, 80), np.uint8)
+    mask[30:70, 40:80, 20:60] = 1
+    mask_img = nib.Nifti1Image(mask, affine)
+    box = brain_box(mask_img, margin_mm=5)
+    assert np.allclose(box, [[-20.5 - 5, -20.5 - 5, -20.5 - 5], [19.5 + 5, 19.5 + 5, 19.5 + 5]])
+    img = nib.Nifti1Image(rng.random((100, 120, 80), dtype=np.float32), affine)
+    cropped = crop_to_box(img, box)
+    assert cropped.shape == (50, 50, 50)
+    for xyz in ([0, 0, 0], [-24, 23, -10], [19, -25, 24]):
+        assert _world_value(cropped, xyz) == _world_value(img, xyz)
+    # a 2 mm image on another grid (oblique-free but flipped x) is cut to the same box
+    aff2 = np.diag([-2.0, 2.0, 2.0, 1.0])
+    aff2[:3, 3] = [49, -59, -39]
+    img2 = nib.Nifti1Image(rng.random((50, 60, 40), dtype=np.float32), aff2)
+    c2 = crop_to_box(img2, box)
+    assert c2.shape[0] < 50 and _world_value(c2, [1, 1, 1]) == _world_value(img2, [1, 1, 1])
+    assert brain_box(nib.Nifti1Image(np.zeros((4, 4, 4), np.uint8), affine)) is None
+
+
+def test_import_crops_to_the_pipeline_brain_mask(db, tmp_path) -> None:
+    import nibabel as nib
+    import numpy as np
+    from django.conf import settings
+
+    from weeke_pipeline.reading.importer import import_cases
+    from weeke_pipeline.reading.models import Case
+
+    anat = tmp_path / "out" / "derivatives" / "weeke" / "sub-CROP1" / "anat"
+    anat.mkdir(parents=True)
+    affine = np.eye(4)
+    t2 = np.arange(80 * 90 * 70, dtype=np.float32).reshape(80, 90, 70)
+    nib.save(nib.Nifti1Image(t2, affine), str(anat / "sub-CROP1_desc-preproc_T2w.nii.gz"))
+    mask = np.zeros(t2.shape, np.uint8)
+    mask[30:50, 30:60, 20:50] = 1
+    nib.save(nib.Nifti1Image(mask, affine), str(anat / "sub-CROP1_space-T2w_desc-brain_mask"
+                                                     ".nii.gz"))
+    codes, _ = import_cases(tmp_path / "out", crop_margin_mm=4)
+    case = Case.objects.get(code=codes[0])
+    stored = nib.load(str(settings.WEEKE_DATA_DIR / case.images["T2w"]))
+    assert stored.shape == (28, 38, 38)
+    assert _world_value(stored, [40, 45, 35]) == t2[40, 45, 35]

@@ -152,7 +152,11 @@ async function open(img, figure) {
 async function main() {
   const figures = [...document.querySelectorAll("#viewers figure.viewer")];
   const images = config.images;
-  const results = await Promise.allSettled(images.map((img, i) => open(img, figures[i])));
+  // the first sequence of the protocol alone first (the reader sees it while the others
+  // load: with software WebGL, parallel uploads delay every image), then the rest together
+  const first = await Promise.allSettled(images.slice(0, 1).map((img) => open(img, figures[0])));
+  const rest = await Promise.allSettled(images.slice(1).map((img, i) => open(img, figures[i + 1])));
+  const results = [...first, ...rest];
   results.forEach((r, i) => {
     if (r.status === "fulfilled") views.push(r.value);
     else figures[i].querySelector("figcaption").append(" (could not load)");
