@@ -211,8 +211,8 @@ def test_reading_time_round_trips_to_every_export(study, tmp_path) -> None:
     the files `weeke export` writes; every new column has a dictionary entry."""
     import pandas as pd
 
-    from weeke_pipeline import agreement as ag
-    from weeke_pipeline import tables as tb
+    from weeke_pipeline.analysis import agreement as ag
+    from weeke_pipeline.analysis import tables as tb
     from weeke_pipeline.reading.exports import read_records
     from weeke_pipeline.reading.models import Read
     from weeke_pipeline.scoring import load_form

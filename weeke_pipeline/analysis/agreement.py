@@ -481,7 +481,7 @@ def reading_time_table(reads_long_df: pd.DataFrame) -> pd.DataFrame:
 
 def reading_time_dictionary() -> dict[str, Any]:
     """Data dictionary of ``reading_time.tsv``."""
-    from weeke_pipeline.tables import _col
+    from weeke_pipeline.analysis.tables import _col
 
     d = {"reader": _col("Reader pseudonym", "string"),
          "n_reads": _col("Signed reads with a recorded reading time", "integer", minimum=0)}
