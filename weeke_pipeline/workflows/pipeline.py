@@ -356,7 +356,10 @@ def process_sessions(cfg: RunConfig, sessions: list[SubjectInputs], *,
     (deriv / "run_config.toml").write_text(cfg.to_toml(_provenance(cfg)))
     plugin_args = dict(cfg.plugin_args)
     if progress and cfg.plugin in ("Linear", "MultiProc", "LegacyMultiProc"):
-        plugin_args["status_callback"] = Progress(len(list(wf._get_all_nodes())))
+        # the nodes that run: Nipype drops the identity nodes (inputnode, outputnode)
+        runs = [n for n in wf.list_node_names()
+                if n.rsplit(".", 1)[-1] not in ("inputnode", "outputnode")]
+        plugin_args["status_callback"] = Progress(len(runs))
     for stale in (work / "crash").glob("crash-*"):  # a re-run reports only its own crashes
         stale.unlink()
     try:
