@@ -24,11 +24,8 @@ from pathlib import Path
 
 from weeke_pipeline.bids import names
 from weeke_pipeline.bids.tables import PARTICIPANT_COLUMN, TableError, participant, read_table
+from weeke_pipeline.reading.sequences import CLINICAL_SEQUENCES, SEQUENCES
 
-#: the sequences readers may be shown by default (a case needs at least one of them)
-CLINICAL_SEQUENCES = ("T1w", "T2w", "ADC")
-#: every sequence imported, in the viewer's order
-SEQUENCES = (*CLINICAL_SEQUENCES, "FA")
 _NIFTI = (".nii", ".nii.gz")
 CODE_ALPHABET = "ACDEFGHJKLMNPQRTUVWXY34679"  # no look-alikes (0/O, 1/I, 2/Z, 5/S, 8/B)
 
