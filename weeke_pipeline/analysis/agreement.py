@@ -47,8 +47,9 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from weeke_pipeline.constants import DEFAULT_SEED
+
 DEFAULT_N_BOOT = 2000
-DEFAULT_SEED = 20240601
 Z95 = 1.959963984540054
 
 

@@ -48,6 +48,7 @@ import numpy as np
 import pandas as pd
 
 from weeke_pipeline.atlas.regions import REGIONS
+from weeke_pipeline.constants import DEFAULT_FORM
 
 INDEX_METRICS = ("t2w_norm", "t1w_norm", "adc_median", "adc_p10", "fa_mean",
                  "t1w_p25_norm", "t1w_p75_norm", "t2w_p25_norm", "t2w_p75_norm")
@@ -333,7 +334,7 @@ def suggested_items(regions: pd.DataFrame) -> dict[str, dict[str, dict[str, Any]
 
 
 def injury_index(metrics: pd.DataFrame, reference: pd.DataFrame, *,
-                 thresholds: Thresholds = Thresholds(), form_id: str = "weeke-consensus-2025"
+                 thresholds: Thresholds = Thresholds(), form_id: str = DEFAULT_FORM
                  ) -> tuple[pd.DataFrame, pd.DataFrame]:
     """Region table (z-scores, abnormality, extent) and suggested scores per subject.
 

@@ -47,6 +47,8 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from weeke_pipeline.constants import DEFAULT_SEED
+
 READ_ID_COLUMNS = ("reading_code", "reader", "read_number", "kind", "form_id", "form_version",
                    "status", "signed_at", "opened_at", "reading_seconds", "active_seconds")
 ITEM_COLUMNS = ("item", "item_state", "extent", "laterality", "item_score", "assessable",
@@ -55,7 +57,6 @@ READS_LONG_COLUMNS = READ_ID_COLUMNS + ITEM_COLUMNS
 ITEM_SUFFIXES = ("ext", "lat", "score", "assess", "reason", "seconds")
 #: columns of the reading time (float seconds)
 TIME_COLUMNS = ("reading_seconds", "active_seconds")
-DEFAULT_SEED = 20240601
 
 
 def _form(form_id: str, version: str, cache: dict[tuple[str, str], Any]) -> Any:

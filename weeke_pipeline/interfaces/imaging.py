@@ -27,6 +27,17 @@ def _opt(value: Any) -> Any:
     return value if isdefined(value) else None
 
 
+def _preset(inputs: Any) -> Any:
+    """The preset named by ``inputs.preset``, with ``inputs.random_seed`` when given."""
+    import dataclasses
+
+    from weeke_pipeline.imaging import registration as reg
+
+    preset = reg.load_preset(inputs.preset)
+    seed = _opt(inputs.random_seed)
+    return preset if seed is None else dataclasses.replace(preset, random_seed=int(seed))
+
+
 def _write_json(path: Path, doc: dict[str, Any]) -> str:
     path.write_text(json.dumps(doc, indent=2, default=str) + "\n", encoding="utf-8")
     return str(path)
@@ -42,6 +53,7 @@ class _WithinInputSpec(BaseInterfaceInputSpec):
     also_resample = InputMultiObject(File(exists=True), desc="images on the moving grid to"
                                      " resample with the same transform (e.g. ADC after b0)")
     name = traits.Str("moving", usedefault=True, desc="label used in output names")
+    random_seed = traits.Int(desc="the run's seed, in place of the preset's random_seed")
 
 
 class _WithinOutputSpec(TraitedSpec):
@@ -62,7 +74,7 @@ class RegisterWithinSubject(SimpleInterface):
 
         prefix = os.path.join(runtime.cwd, f"{self.inputs.name}_to-T2w_")
         res = reg.register_within_subject(
-            self.inputs.t2w, self.inputs.moving, prefix, preset=self.inputs.preset,
+            self.inputs.t2w, self.inputs.moving, prefix, preset=_preset(self.inputs),
             exclusion_mask=_opt(self.inputs.exclusion_mask),
             brain_mask=_opt(self.inputs.brain_mask))
         resampled = []
@@ -84,6 +96,7 @@ class _AtlasInputSpec(BaseInterfaceInputSpec):
     preset = traits.Str("fast", usedefault=True, desc="preset name or TOML path")
     exclusion_mask = File(exists=True, desc="subject-space injury mask left out of the metric")
     n4 = traits.Enum(None, True, False, usedefault=True, desc="override the preset's N4 choice")
+    random_seed = traits.Int(desc="the run's seed, in place of the preset's random_seed")
 
 
 class _AtlasOutputSpec(TraitedSpec):
@@ -110,7 +123,7 @@ class AtlasToSubject(SimpleInterface):
         prefix = os.path.join(runtime.cwd, "from-T2w_to-atlas_")
         res = reg.atlas_to_subject(
             self.inputs.t2w, self.inputs.atlas_t2w, self.inputs.atlas_brain_mask, prefix,
-            atlas_labels=_opt(self.inputs.atlas_labels), preset=self.inputs.preset,
+            atlas_labels=_opt(self.inputs.atlas_labels), preset=_preset(self.inputs),
             exclusion_mask=_opt(self.inputs.exclusion_mask), n4_correct=self.inputs.n4)
         r = res.registration
         self._results.update(

@@ -13,6 +13,7 @@ from django.db import transaction
 from django.db.models import Count, F
 from django.utils import timezone
 
+from weeke_pipeline.constants import DEFAULT_FORM
 from weeke_pipeline.reading import audit, study
 from weeke_pipeline.reading.errors import Conflict, Forbidden, ReadingError, ensure_unlocked
 from weeke_pipeline.reading.errors import Locked as Locked  # services.Locked, as before
@@ -26,7 +27,6 @@ from weeke_pipeline.reading.models import (
     ReadRevision,
 )
 
-DEFAULT_FORM = "weeke-consensus-2025"
 READS_PER_CASE = 2
 MAX_REASON = 500
 ITEM_KEYS = {"extent", "laterality", "assessable", "reason"}
