@@ -524,7 +524,7 @@ def regions_dictionary() -> dict[str, Any]:
 
 def suggested_dictionary(form: Any) -> dict[str, Any]:
     """Data dictionary of the suggested-scores table of :func:`injury_index`."""
-    from weeke_pipeline.analysis.tables import reads_wide_dictionary
+    from weeke_pipeline.analysis.dictionaries import reads_wide_dictionary
 
     wide = reads_wide_dictionary(form)
     d: dict[str, Any] = {"reading_code": wide["reading_code"]}
