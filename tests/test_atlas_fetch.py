@@ -14,6 +14,7 @@ from pathlib import Path
 import nibabel as nib
 import numpy as np
 import pytest
+from atlas_helpers import build_templateflow_home
 
 from weeke_pipeline import cli
 from weeke_pipeline.atlas.bundle import AtlasError, load_atlas
