@@ -27,6 +27,12 @@ from pydicom.uid import (
 
 LPS_FROM_RAS = np.diag([-1.0, -1.0, 1.0])
 
+#: header markers of synthetic data (kept by de-identification and in dcm2niix's sidecars as
+#: ManufacturersModelName and SoftwareVersions): :mod:`weeke_pipeline.atlas.honesty` reads them
+SYNTH_MANUFACTURER = "WeekeSynth"
+SYNTH_MODEL = "Phantom 3T"
+SYNTH_SOFTWARE = "weeke-pipeline synth"
+
 
 @dataclass(frozen=True)
 class AxialGrid:
@@ -117,9 +123,9 @@ def _base_dataset(patient: PatientInfo, spec: SeriesSpec, grid: AxialGrid, *, st
     ds.SpecificCharacterSet = "ISO_IR 100"
     ds.SOPClassUID = MRImageStorage
     ds.Modality = "MR"
-    ds.Manufacturer = "WeekeSynth"
-    ds.ManufacturerModelName = "Phantom 3T"
-    ds.SoftwareVersions = "weeke-pipeline synth"
+    ds.Manufacturer = SYNTH_MANUFACTURER
+    ds.ManufacturerModelName = SYNTH_MODEL
+    ds.SoftwareVersions = SYNTH_SOFTWARE
     ds.MagneticFieldStrength = 3.0
     ds.StudyInstanceUID, ds.SeriesInstanceUID, ds.FrameOfReferenceUID = (
         study_uid, series_uid, frame_uid)

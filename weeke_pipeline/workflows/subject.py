@@ -39,7 +39,7 @@ def init_subject_wf(*, subject: str, session: str, atlas_t2w: str, atlas_brain_m
                     has_t1w: bool, has_dwi: bool, has_adc: bool, preset: str = "fast",
                     adc_thresholds: tuple[float, ...] = (800.0, 1000.0),
                     reference_tissue: str = "cerebellum", dti: bool = True,
-                    atlas_label_table: str | None = None,
+                    atlas_label_table: str | None = None, atlas_notice: str = "",
                     name: str = "subject_wf") -> pe.Workflow:
     """Build one subject's workflow.
 
@@ -66,7 +66,8 @@ def init_subject_wf(*, subject: str, session: str, atlas_t2w: str, atlas_brain_m
     metrics = pe.Node(RegionMetrics(subject=subject, adc_thresholds=list(adc_thresholds),
                                     reference=reference_tissue), name="metrics",
                       mem_gb=MEM_GB["metrics"])
-    qc = pe.Node(SubjectQC(subject=f"sub-{subject}_ses-{session}"), name="qc",
+    qc = pe.Node(SubjectQC(subject=f"sub-{subject}_ses-{session}", atlas_notice=atlas_notice),
+                 name="qc",
                  mem_gb=MEM_GB["qc"])
     reports = _dict_node("reports", ["to_atlas", "T1w", "ADC"])
     transforms = _dict_node("transforms", ["to_atlas", "T1w_to_T2w", "b0_to_T2w"])
