@@ -194,9 +194,15 @@ def derive_vermis(dseg: np.ndarray, x: np.ndarray) -> tuple[np.ndarray, float]:
         return np.zeros(dseg.shape, dtype=bool), 0.0
     xx = np.broadcast_to(x, dseg.shape)
     xl, xr = xx[left], xx[right]
-    # midline: halfway between the facing edges of the two hemispheres' labels
-    mid = 0.5 * (min(xl.max(), xr.max()) + max(xl.min(), xr.min()))
-    tcd = max(xl.max(), xr.max()) - min(xl.min(), xr.min())
+    # midline: halfway between the facing edges of the two hemispheres' labels; TCD: the
+    # transverse extent. Percentiles, so a few stray voxels do not move them.
+    if xl.mean() > xr.mean():  # a grid whose x runs the other way round
+        xl, xr = -xl, -xr
+        sign = -1.0
+    else:
+        sign = 1.0
+    mid = sign * 0.5 * (np.percentile(xl, 99) + np.percentile(xr, 1))
+    tcd = float(np.percentile(xr, 99.9) - np.percentile(xl, 0.1))
     width = 0.2 * tcd
     return (left | right) & (np.abs(xx - mid) < width / 2.0), float(width)
 
@@ -276,10 +282,12 @@ def as_real_atlas(dseg: np.ndarray) -> np.ndarray:
         _, ind = ndimage.distance_transform_edt(~keep[box], return_indices=True)
         sub[targets[box]] = sub[tuple(i[targets[box]] for i in ind)]
     vermis = out == _idx("vermis")
-    left = np.zeros(out.shape, dtype=bool)
-    left[: out.shape[0] // 2] = True
-    out[vermis & left] = _idx("cerebellum_left")
-    out[vermis & ~left] = _idx("cerebellum_right")
+    if vermis.any():  # split at the vermis's own centre (voxel axis 0 = left-right in RAS)
+        ii = np.nonzero(vermis)[0]
+        left = np.zeros(out.shape, dtype=bool)
+        left[: int(np.ceil(0.5 * (ii.min() + ii.max())))] = True
+        out[vermis & left] = _idx("cerebellum_left")
+        out[vermis & ~left] = _idx("cerebellum_right")
     return out
 
 
