@@ -114,7 +114,7 @@ def load_template(which: str, work: Path) -> tuple[Path, Path, np.ndarray, dict[
         import ants
 
         brain = data > 0
-        ai = ants.from_nibabel(nib.Nifti1Image(data, img.affine))
+        ai = ants.from_nibabel_nifti(nib.Nifti1Image(data, img.affine))
         seg = ants.kmeans_segmentation(ai, 3, kmask=ai.new_image_like(brain.astype("float32")))
         classes = seg["segmentation"].numpy().astype(np.int16)
     out_mask = work / f"{which}_mask.nii.gz"

@@ -428,12 +428,15 @@ def _split_tissues(out: np.ndarray, src: np.ndarray, tissue: np.ndarray,
     ``csf_extracerebral`` (the 50-label maps have no CSF label). Returns voxel counts for
     ``atlas.json`` (nothing moves silently).
     """
-    cls = np.full(max(classes) + 1 if classes else 1, "", dtype=object)
+    # class of every voxel as a small integer code (TISSUE_CLASSES index + 1; 0 = none)
+    lut = np.zeros(max(classes) + 1 if classes else 1, dtype=np.uint8)
     for k, v in classes.items():
-        cls[k] = v
-    t = np.clip(tissue, 0, len(cls) - 1)
-    tclass = cls[t]
-    tclass[tissue == 0] = ""
+        if k > 0:
+            lut[k] = TISSUE_CLASSES.index(v) + 1
+    tclass = lut[np.clip(tissue, 0, len(lut) - 1)]
+
+    def code(name: str) -> int:
+        return TISSUE_CLASSES.index(name) + 1
     counts = {"to_white_matter": 0, "kept_cortex": 0, "to_csf": 0, "to_ventricle": 0,
               "kept_other_tissue": 0, "unlabelled_to_csf": 0}
     csf = BY_NAME["csf_extracerebral"].index
@@ -449,8 +452,8 @@ def _split_tissues(out: np.ndarray, src: np.ndarray, tissue: np.ndarray,
                  else [(hemi, np.ones(src.shape, dtype=bool))])
         for side, where in sides:
             s = sel & where
-            is_wm, is_gm = s & (tclass == "wm"), s & (tclass == "cortical_gm")
-            is_csf, is_vent = s & (tclass == "csf"), s & (tclass == "ventricle")
+            is_wm, is_gm = s & (tclass == code("wm")), s & (tclass == code("cortical_gm"))
+            is_csf, is_vent = s & (tclass == code("csf")), s & (tclass == code("ventricle"))
             out[is_wm] = BY_NAME[f"{wm}_{side}"].index
             out[is_csf] = csf
             out[is_vent] = BY_NAME[f"lateral_ventricle_{side}"].index
@@ -459,7 +462,7 @@ def _split_tissues(out: np.ndarray, src: np.ndarray, tissue: np.ndarray,
             counts["to_csf"] += int(is_csf.sum())
             counts["to_ventricle"] += int(is_vent.sum())
             counts["kept_other_tissue"] += int((s & ~(is_wm | is_gm | is_csf | is_vent)).sum())
-    fill = (src == 0) & (tclass == "csf") & (out == 0)
+    fill = (src == 0) & (tclass == code("csf")) & (out == 0)
     out[fill] = csf
     counts["unlabelled_to_csf"] = int(fill.sum())
     return counts
