@@ -127,3 +127,14 @@ def test_fetch_without_derived_regions_or_t1w(tmp_path: Path, offline) -> None:
     assert "derived_regions" not in meta and "T1w" not in meta["source_files"]
     assert sorted(meta["missing_regions"]) == ["optic_radiation", "perirolandic_cortex", "plic",
                                                "vermis"]
+
+
+def test_run_finds_fetched_bundles_by_name(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from weeke_pipeline.resources import default_atlas_dir, find_atlas
+
+    monkeypatch.setenv("WEEKE_ATLAS_DIR", str(tmp_path / "user"))
+    (tmp_path / "user" / "dhcp-vol-40w").mkdir(parents=True)
+    (tmp_path / "user" / "dhcp-vol-40w" / "atlas.json").write_text("{}")
+    assert find_atlas("dhcp-vol-40w") == tmp_path / "user" / "dhcp-vol-40w"
+    assert find_atlas("weeke-phantom") == default_atlas_dir()  # shipped names first
+    assert find_atlas(str(tmp_path / "elsewhere")) == tmp_path / "elsewhere"
