@@ -160,7 +160,7 @@ def main() -> int:
     if args.phantom_only:
         return 0
 
-    from weeke_pipeline.registration import atlas_to_subject
+    from weeke_pipeline.imaging.registration import atlas_to_subject
 
     t0 = time.perf_counter()
     t2, _mask, classes, kinds = load_template(args.template, args.out)
