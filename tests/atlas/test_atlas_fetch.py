@@ -45,7 +45,7 @@ def test_fetch_builds_one_bundle_per_week_offline_with_provenance(tmp_path: Path
     written = build_templateflow_home(home, {40: 1.0, 41: 1.03})
     before = _tree(home)
     env = _offline_env(home, tmp_path)
-    res = _fetch(env, "--cohort", "40..41")  # default --out: $WEEKE_ATLAS_DIR
+    res = _fetch(env, "--cohort", "40..41", "--resolution", "native")  # --out: $WEEKE_ATLAS_DIR
     assert res.returncode == 0, res.stderr
     out = tmp_path / "user-atlases"
     assert sorted(p.name for p in out.iterdir()) == ["dhcp-vol-40w", "dhcp-vol-41w"]
@@ -117,16 +117,36 @@ def test_parse_cohorts() -> None:
             parse_cohorts(bad)
 
 
-def test_fetch_without_derived_regions_or_t1w(tmp_path: Path, offline) -> None:
+def test_fetch_resamples_to_1mm_by_default(tmp_path: Path, offline) -> None:
     home = tmp_path / "templateflow"
-    build_templateflow_home(home, {44: 1.0})
+    written = build_templateflow_home(home, {44: 1.0})  # 2 mm files here (dHCP: 0.5 mm)
     offline(home)
     assert cli.main(["atlas", "fetch", "dhcp", "--cohort", "44", "--out", str(tmp_path / "o"),
                      "--derive", "none", "--no-t1w"]) == 0
+    bundle = load_atlas(tmp_path / "o" / "dhcp-vol-44w")
+    assert bundle.meta["resolution_mm"] == [1.0, 1.0, 1.0]
+    assert bundle.meta["resampled"]["voxel_mm"] == 1.0
+    src = written["44/desc-structures_dseg"]  # hashes are of the TemplateFlow files
+    assert bundle.meta["source_files"]["dseg"]["sha256"] == hashlib.sha256(
+        src.read_bytes()).hexdigest()
+    # labels resampled by nearest neighbour: same structures, volume kept within a few %
+    got = np.asanyarray(nib.load(bundle.image("dseg")).dataobj)
+    before = load_atlas(_native(tmp_path, home))
+    ref = np.asanyarray(nib.load(before.image("dseg")).dataobj)
+    assert set(np.unique(got)) == set(np.unique(ref))
+    for idx in (int(v) for v in np.unique(ref) if v):
+        ml_1mm, ml_2mm = (got == idx).sum() * 1.0, (ref == idx).sum() * 8.0
+        assert abs(ml_1mm - ml_2mm) <= 0.1 * ml_2mm + 16, idx
     meta = json.loads((tmp_path / "o" / "dhcp-vol-44w" / "atlas.json").read_text())
     assert "derived_regions" not in meta and "T1w" not in meta["source_files"]
     assert sorted(meta["missing_regions"]) == ["optic_radiation", "perirolandic_cortex", "plic",
                                                "vermis"]
+
+
+def _native(tmp_path: Path, home: Path) -> Path:
+    assert cli.main(["atlas", "fetch", "dhcp", "--cohort", "44", "--out", str(tmp_path / "n"),
+                     "--derive", "none", "--no-t1w", "--resolution", "native"]) == 0
+    return tmp_path / "n" / "dhcp-vol-44w"
 
 
 def test_run_finds_fetched_bundles_by_name(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
