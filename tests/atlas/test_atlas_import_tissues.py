@@ -4,6 +4,7 @@ file named. Inputs are made from the phantom in Draw-EM numbering at test time."
 
 from __future__ import annotations
 
+import hashlib
 from pathlib import Path
 
 import nibabel as nib
@@ -104,3 +105,18 @@ def test_bad_inputs_are_refused_with_the_file_named(tmp_path: Path) -> None:
             dseg=_save_like(inputs["t2w"], np.stack([lab, lab], -1), tmp_path / "four.nii.gz"))
     refused(r"nothere\.nii\.gz: no such file \(tissue map\)", tissues=tmp_path / "nothere.nii.gz")
     assert not (tmp_path / "b").exists()
+
+
+def test_import_can_resample_first(tmp_path: Path) -> None:
+    inputs = write_atlas_inputs(tmp_path / "in", fifty=True)  # 2 mm
+    out = tmp_path / "albert-1mm"
+    assert cli.main(["atlas", "import", "--t2w", str(inputs["t2w"]), "--dseg",
+                     str(inputs["dseg"]), "--tissues", str(inputs["tissues"]), "--out", str(out),
+                     "--pma-weeks", "41", "--licence", "test", "--resolution", "1"]) == 0
+    bundle = load_atlas(out)
+    assert bundle.meta["resolution_mm"] == [1.0, 1.0, 1.0]
+    assert bundle.meta["resampled"] == {"voxel_mm": 1.0}
+    assert bundle.meta["source_files"]["dseg"]["sha256"] == hashlib.sha256(
+        inputs["dseg"].read_bytes()).hexdigest()  # the user's file, not the resampled copy
+    got = _dseg(out)
+    assert all((got == r.index).sum() > 0 for r in LOBAR_WM + CORTEX)

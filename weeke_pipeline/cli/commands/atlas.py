@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import tempfile
 from pathlib import Path
 
 HELP = "atlas bundles: fetch (dHCP via TemplateFlow), import, validate, list, build-default"
@@ -59,6 +60,9 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     i.add_argument("--licence", required=True, help="licence of the source atlas, e.g. CC-BY-4.0")
     i.add_argument("--t1w", type=Path, help="T1w template on the same grid")
     i.add_argument("--brain-mask", type=Path, help="brain mask (default: from the labels)")
+    i.add_argument("--resolution", default="native", metavar="MM|native",
+                   help="resample all inputs to MM isotropic first (templates linear, labels "
+                   "nearest neighbour); default: keep the grid")
     f = sub.add_parser("fetch", help="fetch a real neonatal atlas with the TemplateFlow client "
                        "and build one bundle per week (offline from a copied TEMPLATEFLOW_HOME)")
     f.add_argument("source", choices=["dhcp"], help="dhcp: the dHCP volumetric atlas "
@@ -111,23 +115,33 @@ def run(args: argparse.Namespace) -> int:
             table = args.tissue_table
             table = (maps / SHIPPED_TISSUE_TABLES[table] if table in SHIPPED_TISSUE_TABLES
                      else Path(table) if table else None)
-            bundle = import_atlas(t2w=args.t2w, dseg=args.dseg, mapping=mapping, out_dir=args.out,
-                                  name=args.name or args.out.resolve().name,
-                                  pma_weeks=args.pma_weeks, licence=args.licence, t1w=args.t1w,
-                                  brain_mask=args.brain_mask, tissues=args.tissues,
-                                  tissue_table=table, derive=args.derive)
+            files = {"T2w": args.t2w, "dseg": args.dseg, "T1w": args.t1w,
+                     "brain_mask": args.brain_mask, "tissues": args.tissues}
+            voxel = _resolution(args.resolution)
+            originals = dict(files)
+            with tempfile.TemporaryDirectory(prefix="weeke-import-") as tmp:
+                if voxel:
+                    from weeke_pipeline.atlas.fetch import resample
+
+                    for p in files.values():
+                        if p is not None and not Path(p).is_file():
+                            raise UsageError(f"{p}: no such file")
+                    files = {**files, **resample({k: Path(v) for k, v in files.items() if v},
+                                                 voxel, Path(tmp))}
+                bundle = import_atlas(t2w=files["T2w"], dseg=files["dseg"], mapping=mapping,
+                                      out_dir=args.out, name=args.name or args.out.resolve().name,
+                                      pma_weeks=args.pma_weeks, licence=args.licence,
+                                      t1w=files["T1w"], brain_mask=files["brain_mask"],
+                                      tissues=files["tissues"], tissue_table=table,
+                                      derive=args.derive,
+                                      extra_meta=_resampled_meta(voxel, originals, mapping,
+                                                                 table) if voxel else None)
             _report(bundle, args.out, "imported")
         elif args.atlas_command == "fetch":
             from weeke_pipeline.atlas.fetch import fetch_dhcp, parse_cohorts, templateflow_home
 
             weeks = parse_cohorts(args.cohort)
-            try:
-                voxel = None if args.resolution == "native" else float(args.resolution)
-            except ValueError:
-                raise UsageError(f"--resolution {args.resolution!r}: give millimetres (e.g. 1) "
-                                 "or native") from None
-            if voxel is not None and not 0.2 <= voxel <= 3.0:
-                raise UsageError(f"--resolution {voxel}: choose 0.2-3 mm")
+            voxel = _resolution(args.resolution)
             out = args.out or user_atlas_dir()
             print(f"TemplateFlow home: {templateflow_home()}")
             for bundle in fetch_dhcp(weeks, out, derive=args.derive, with_t1w=not args.no_t1w,
@@ -136,6 +150,30 @@ def run(args: argparse.Namespace) -> int:
     except AtlasError as exc:
         raise UsageError(str(exc)) from None
     return 0
+
+
+def _resolution(value: str) -> float | None:
+    from weeke_pipeline.cli import UsageError
+
+    try:
+        voxel = None if value == "native" else float(value)
+    except ValueError:
+        raise UsageError(f"--resolution {value!r}: give millimetres (e.g. 1) or native") from None
+    if voxel is not None and not 0.2 <= voxel <= 3.0:
+        raise UsageError(f"--resolution {voxel}: choose 0.2-3 mm")
+    return voxel
+
+
+def _resampled_meta(voxel: float, originals: dict[str, Path | None], mapping: Path,
+                    table: Path | None) -> dict[str, object]:
+    """atlas.json keys of a resampled import: the resampling, and the hashes of the files the
+    user gave (not of the resampled copies)."""
+    from weeke_pipeline.atlas.bundle import sha256
+
+    files = {**originals, "mapping": mapping, "tissue_table": table}
+    return {"resampled": {"voxel_mm": voxel},
+            "source_files": {role: {"file": Path(p).name, "sha256": sha256(Path(p))}
+                             for role, p in files.items() if p is not None}}
 
 
 def _report(bundle: object, where: Path, verb: str) -> None:
