@@ -362,8 +362,9 @@ def process_sessions(cfg: RunConfig, sessions: list[SubjectInputs], *,
     _quiet_nipype(verbose=log.isEnabledFor(logging.INFO))
     summary.notice = run_notice(load_atlas(cfg.atlas or default_atlas_dir()).meta,
                                 [s.t2w for s in sessions])
-    if summary.notice:
-        log.warning(summary.notice)
+    if summary.notice:  # said now (a run takes minutes), in full in the status table at the end
+        log.warning("phantom atlas on real (not synthetic) data: these labels are not anatomy; "
+                    "see the NOTE at the end")
     wf = build_workflow(cfg, sessions, deriv=deriv, work=work)
     if cfg.plugin in ("MultiProc", "LegacyMultiProc"):
         _preload()  # once here, before the workers fork, instead of once in every worker
