@@ -16,7 +16,7 @@ from weeke_pipeline.atlas.bundle import load_atlas
 from weeke_pipeline.atlas.honesty import FETCH_COMMAND, is_synthetic, phantom_notice, run_notice
 from weeke_pipeline.config import RunConfig
 from weeke_pipeline.imaging import qc
-from weeke_pipeline.ingest.convert import ingest_and_convert
+from weeke_pipeline.ingest.run import ingest_and_convert
 from weeke_pipeline.resources import data_dir, default_atlas_dir
 from weeke_pipeline.workflows.pipeline import (
     RunSummary,

@@ -6,10 +6,11 @@ Dice 0.16 for deep grey matter). A run that registers it to data that is not thi
 synthetic data therefore gets a notice in the status table and a ``fail`` in the QC report,
 with the one command that fetches a real atlas.
 
-Synthetic data is recognised by the header markers :mod:`weeke_pipeline.synth.dicom_writer`
-writes (ManufacturerModelName and SoftwareVersions), which survive de-identification and
-reach dcm2niix's JSON sidecar (``ManufacturersModelName``, ``SoftwareVersions``; dcm2niix drops
-an unknown ``Manufacturer``). No sidecar, or other values, count as real data.
+Synthetic data is recognised by the header markers defined here and written by
+:mod:`weeke_pipeline.synth.dicom_writer` (ManufacturerModelName and SoftwareVersions), which
+survive de-identification and reach dcm2niix's JSON sidecar (``ManufacturersModelName``,
+``SoftwareVersions``; dcm2niix drops an unknown ``Manufacturer``). No sidecar, or other values,
+count as real data.
 """
 
 from __future__ import annotations
@@ -18,8 +19,10 @@ import json
 from collections.abc import Mapping
 from pathlib import Path
 
-from weeke_pipeline.synth.dicom_writer import SYNTH_MODEL, SYNTH_SOFTWARE
-
+#: header markers of synthetic DICOM (written by weeke_pipeline.synth.dicom_writer)
+SYNTH_MANUFACTURER = "WeekeSynth"
+SYNTH_MODEL = "Phantom 3T"
+SYNTH_SOFTWARE = "weeke-pipeline synth"
 FETCH_COMMAND = "weeke atlas fetch dhcp --cohort 40..44"
 
 

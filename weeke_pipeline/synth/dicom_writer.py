@@ -25,13 +25,9 @@ from pydicom.uid import (
     generate_uid,
 )
 
-LPS_FROM_RAS = np.diag([-1.0, -1.0, 1.0])
+from weeke_pipeline.atlas.honesty import SYNTH_MANUFACTURER, SYNTH_MODEL, SYNTH_SOFTWARE
 
-#: header markers of synthetic data (kept by de-identification and in dcm2niix's sidecars as
-#: ManufacturersModelName and SoftwareVersions): :mod:`weeke_pipeline.atlas.honesty` reads them
-SYNTH_MANUFACTURER = "WeekeSynth"
-SYNTH_MODEL = "Phantom 3T"
-SYNTH_SOFTWARE = "weeke-pipeline synth"
+LPS_FROM_RAS = np.diag([-1.0, -1.0, 1.0])
 
 
 @dataclass(frozen=True)
