@@ -142,6 +142,42 @@ def real_like_labels(warped: np.ndarray, classes: np.ndarray, kinds: dict[int, s
     return out
 
 
+def real_like_from_kmeans(warped: np.ndarray, classes: np.ndarray, brain: np.ndarray
+                          ) -> np.ndarray:
+    """Without a tissue map (UNC/BCP): 3-class k-means of the T2w (1 dark, 2 mid, 3 bright).
+    Deep nuclei, hippocampus, cerebellum, brainstem and corpus callosum come from the registered
+    phantom; every other brain voxel takes the lobe of the nearest registered lobar label and
+    is cortex when dark and within 4 mm of the brain's surface (the cortical ribbon), white
+    matter otherwise (deep dark white matter = the myelinated tracts at term); bright = CSF."""
+    base = as_real_atlas(warped)
+    lobar = _names("cortex_") + _names("wm_")
+    csf_like = KIND_LABELS["csf_any"]
+    keep = np.isin(base, [i for i in range(1, 256) if i not in lobar and i not in csf_like])
+    depth = ndimage.distance_transform_edt(brain)
+    _, ind = ndimage.distance_transform_edt(~np.isin(base, lobar), return_indices=True)
+    nearest_lobar = base[tuple(ind)]
+    to_wm = {r.index: BY_KEY[("wm_" + r.region.split("_", 1)[1], r.hemisphere)]
+             for r in REGIONS if r.region.startswith("cortex_")}
+    lut_wm = np.arange(256, dtype=np.uint8)
+    lut_cx = np.arange(256, dtype=np.uint8)
+    for c, w in to_wm.items():
+        lut_wm[c], lut_cx[w] = w, c
+    out = np.zeros(base.shape, dtype=np.uint8)
+    tissue = brain & (classes != 3) & ~keep
+    cortex = tissue & (classes == 1) & (depth <= 4.0)
+    out[tissue] = lut_wm[nearest_lobar[tissue]]
+    out[cortex] = lut_cx[nearest_lobar[cortex]]
+    out[keep & brain] = base[keep & brain]
+    csf = brain & (classes == 3) & ~keep
+    allowed = np.isin(base, csf_like)
+    _, ind = ndimage.distance_transform_edt(~allowed, return_indices=True)
+    out[csf] = base[tuple(i[csf] for i in ind)]
+    return out
+
+
+BY_KEY = {(r.region, r.hemisphere): r.index for r in REGIONS}
+
+
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--template", choices=["serag", "uncbcp"], default="serag")
@@ -151,6 +187,8 @@ def main() -> int:
     ap.add_argument("--phantom-figure", type=Path, default=None,
                     help="also draw rule vs truth on the phantom (licence-clean: docs/)")
     ap.add_argument("--phantom-only", action="store_true", help="skip the real template")
+    ap.add_argument("--reuse", action="store_true",
+                    help="reuse the registration already in --out (same template)")
     args = ap.parse_args()
     os.environ.setdefault("ITK_GLOBAL_DEFAULT_NUMBER_OF_THREADS", "2")
 
@@ -165,15 +203,24 @@ def main() -> int:
     t0 = time.perf_counter()
     t2, _mask, classes, kinds = load_template(args.template, args.out)
     atlas = default_atlas_dir()
-    res = atlas_to_subject(str(t2), str(atlas / "T2w.nii.gz"), str(atlas / "brain_mask.nii.gz"),
-                           str(args.out / f"{args.template}_"), atlas_labels=str(
-                               atlas / "dseg.nii.gz"), preset=args.preset, n4_correct=False)
-    print(f"\n2. real template {args.template}: phantom atlas registered in "
-          f"{time.perf_counter() - t0:.0f} s ({args.preset})")
-    img = nib.load(res.labels)
+    labels_path = args.out / f"{args.template}_desc-atlas_dseg.nii.gz"
+    if not (args.reuse and labels_path.is_file()):
+        atlas_to_subject(str(t2), str(atlas / "T2w.nii.gz"), str(atlas / "brain_mask.nii.gz"),
+                         str(args.out / f"{args.template}_"),
+                         atlas_labels=str(atlas / "dseg.nii.gz"), preset=args.preset,
+                         n4_correct=False)
+        print(f"\n2. real template {args.template}: phantom atlas registered in "
+              f"{time.perf_counter() - t0:.0f} s ({args.preset})")
+    else:
+        print(f"\n2. real template {args.template}: registration reused from {labels_path}")
+    img = nib.load(labels_path)
     warped = np.asanyarray(img.dataobj).astype(np.uint8)
     t2d = np.asanyarray(nib.load(t2).dataobj).astype(np.float32)
-    real = real_like_labels(warped, classes, kinds)
+    if args.template == "serag":
+        real = real_like_labels(warped, classes, kinds)
+    else:
+        brain = np.asanyarray(nib.load(_mask).dataobj) > 0
+        real = real_like_from_kmeans(warped, classes, brain)
     rule, report = derive_regions(real, img.affine)
     kind_of = np.full(classes.shape, "", dtype=object)
     for cls, kind in kinds.items():
