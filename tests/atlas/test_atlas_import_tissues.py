@@ -120,3 +120,20 @@ def test_import_can_resample_first(tmp_path: Path) -> None:
         inputs["dseg"].read_bytes()).hexdigest()  # the user's file, not the resampled copy
     got = _dseg(out)
     assert all((got == r.index).sum() > 0 for r in LOBAR_WM + CORTEX)
+
+
+def test_mapping_and_tissue_tables_are_checked(tmp_path: Path) -> None:
+    from weeke_pipeline.atlas.bundle import read_mapping, read_tissue_table
+
+    rows = read_mapping(MAPPINGS / "albert_labels.tsv")
+    assert {r["wm_region"] for r in rows if r["region"].startswith("cortex_")} == {
+        "wm_frontal", "wm_parietal", "wm_temporal", "wm_occipital"}
+    bad = tmp_path / "bad.tsv"
+    bad.write_text("source_index\tsource_name\tregion\themisphere\twm_region\n"
+                   "5\tlobe\tcortex_temporal\tleft\twm_temporale\n")
+    with pytest.raises(AtlasError, match=r"bad\.tsv:2: 'wm_temporale_left' is not a region"):
+        read_mapping(bad)
+    table = tmp_path / "tissues.tsv"
+    table.write_text("index\tname\tclass\n1\tCSF\tcsf\n8\tHigh-intensity WM\twhite\n")
+    with pytest.raises(AtlasError, match=r"tissues\.tsv:3: class 'white' must be one of"):
+        read_tissue_table(table)
