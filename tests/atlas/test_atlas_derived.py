@@ -49,9 +49,9 @@ def test_rules_match_the_phantom_truth(phantom_rules) -> None:
 def test_rules_take_only_donor_voxels(phantom_rules) -> None:
     _, real, derived, _ = phantom_rules
     changed = derived != real
-    donors = indices_for(tissue="wm") + indices_for(region="cerebellum") + [
+    donors = [0] + indices_for(tissue="wm") + indices_for(region="cerebellum") + [
         BY_NAME[f"cortex_{lo}_{h}"].index for lo in ("frontal", "parietal")
-        for h in ("left", "right")]
+        for h in ("left", "right")]  # 0: PLIC may take an unlabelled capsule
     assert np.isin(real[changed], donors).all()
     # never from deep grey matter, CSF, brainstem, hippocampus, corpus callosum
     for tissue in ("deep_gm", "csf", "brainstem"):
@@ -61,6 +61,17 @@ def test_rules_take_only_donor_voxels(phantom_rules) -> None:
     for hemi, other in (("left", "right"), ("right", "left")):
         was = np.isin(real, indices_for(hemisphere=hemi))
         assert not np.isin(derived[was & changed], indices_for(hemisphere=other)).any()
+
+
+def test_plic_from_a_capsule_left_unlabelled(phantom_rules) -> None:
+    """An atlas whose internal capsule is intracranial background (0) still gets its PLIC."""
+    truth, real, derived, _ = phantom_rules
+    p = ph.build_phantom()
+    holed = real.copy()
+    holed[np.isin(truth, indices_for(region="plic"))] = 0
+    again, _ = derive_regions(holed, p.affine, ("plic",))
+    for idx in indices_for(region="plic"):
+        assert dice(again == idx, derived == idx) > 0.9
 
 
 def test_import_derives_in_any_voxel_orientation(tmp_path: Path) -> None:

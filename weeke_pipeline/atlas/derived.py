@@ -16,7 +16,8 @@ Rules (distances in mm; "hemisphere" = the side of the donor label):
   exist, the white matter *between* them: ``d_L + d_T <= g + 2`` where ``d_L``/``d_T`` are the
   in-plane distances to lentiform and thalamus and ``g`` is the smallest such sum on that level
   (the width of the gap), and posterior to the genu (not anterior to the thalamus's front on
-  that level). Donor: that hemisphere's white matter.
+  that level). Donor: that hemisphere's white matter, and unlabelled voxels there (an atlas
+  that leaves the internal capsule as intracranial background).
 - ``optic_radiation``: periventricular white matter lateral to the trigone and occipital horn:
   parietal/temporal/occipital white matter within 1-6 mm of the lateral ventricle, lateral to
   and not above the ventricle's centre on that coronal level, and posterior to the thalamus's
@@ -47,7 +48,8 @@ DERIVABLE = ("plic", "optic_radiation", "perirolandic_cortex", "vermis")
 RULE_TEXT = {
     "plic": "white matter between lentiform nucleus and thalamus on each axial level where both "
             "exist (in-plane d_lentiform + d_thalamus <= level minimum + 2 mm), not anterior to "
-            "the thalamus on that level (posterior to the genu)",
+            "the thalamus on that level (posterior to the genu); donors: white matter and "
+            "unlabelled voxels",
     "optic_radiation": "parietal/temporal/occipital white matter 1-6 mm from the lateral "
                        "ventricle, lateral to and not above the ventricle's centre on that "
                        "coronal level, posterior to the thalamus's posterior pole",
@@ -120,7 +122,7 @@ def derive_plic(dseg: np.ndarray, zooms: np.ndarray, y: np.ndarray, hemi: str) -
     box = _bbox(anchors, 10.0, zooms)
     sub = dseg[box]
     lent, thal = sub == _idx(f"lentiform_{hemi}"), sub == _idx(f"thalamus_{hemi}")
-    donor = np.isin(sub, _wm(hemi))
+    donor = np.isin(sub, _wm(hemi)) | (sub == 0)  # 0: a capsule left as background
     part = np.zeros(sub.shape, dtype=bool)
     yy = np.broadcast_to(y, dseg.shape)[box]
     for k in range(sub.shape[2]):
