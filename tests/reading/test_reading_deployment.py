@@ -1,0 +1,127 @@
+"""Serving behind a TLS-terminating proxy (fast part; the real nginx + Chromium run is in
+test_reading_https.py): the public URL's settings, the CSRF check of a login whose browser
+sent ``Origin: https://...``, and the security headers (CSP included) on pages AND static files.
+"""
+
+from __future__ import annotations
+
+import pytest
+from conftest import PASSWORD
+
+from weeke_pipeline.reading.deployment import HSTS_SECONDS, public_url_settings
+
+PUBLIC = "https://reading.example.org"
+HOST = "reading.example.org"
+
+
+@pytest.mark.parametrize(("url", "problem"), [
+    ("reading.example.org", "expected https://host"),
+    ("ftp://reading.example.org", "expected https://host"),
+    ("https://reading.example.org/weeke/", "no path"),
+    ("https://u:pw@reading.example.org", "user name or password"),
+    ("https://reading.example.org:99999", "Port out of range"),
+])
+def test_public_url_refuses_what_cannot_be_served(url: str, problem: str) -> None:
+    with pytest.raises(ValueError, match=problem):
+        public_url_settings(url)
+
+
+def test_weeke_serve_refuses_a_bad_public_url(tmp_path, capsys) -> None:
+    from weeke_pipeline.cli import main
+
+    assert main(["serve", "--public-url", "https://h.example/sub", "--data",
+                 str(tmp_path / "d")]) == 2
+    assert "no path" in capsys.readouterr().err
+    assert not (tmp_path / "d").exists()  # refused before anything was created
+
+
+def _login(client, *, origin: str, secure: bool):  # type: ignore[no-untyped-def]
+    """GET then POST the login form as a browser behind the proxy would (Host forwarded,
+    ``Origin`` of the page); ``secure`` = the proxy's https scheme reached the app."""
+    client.get("/login/", HTTP_HOST=HOST, secure=secure)
+    token = client.cookies["csrftoken"].value
+    return client.post("/login/", {"username": "reader1", "password": PASSWORD,
+                                   "csrfmiddlewaretoken": token},
+                       HTTP_HOST=HOST, HTTP_ORIGIN=origin, secure=secure)
+
+
+def behind_proxy(public: bool = True):  # type: ignore[no-untyped-def]
+    """Settings of ``weeke serve --public-url PUBLIC`` (or, without, the old advice: secure
+    cookies only), the public host allowed either way."""
+    from django.conf import settings
+    from django.test import override_settings
+
+    conf = public_url_settings(PUBLIC) if public else {
+        "SESSION_COOKIE_SECURE": True, "CSRF_COOKIE_SECURE": True}
+    conf["ALLOWED_HOSTS"] = [*settings.ALLOWED_HOSTS, HOST]
+    return override_settings(**conf)
+
+
+def test_https_login_passes_csrf_only_with_the_public_url(study) -> None:
+    """The attack-test finding: secure cookies on, the browser's ``Origin: https://host``,
+    the app reached over plain HTTP from the proxy -> 403. With the public URL it logs in;
+    a foreign origin is still refused."""
+    from django.test import Client
+
+    with behind_proxy(public=False):
+        assert _login(Client(enforce_csrf_checks=True), origin=PUBLIC,
+                      secure=False).status_code == 403
+    with behind_proxy():
+        for secure in (False, True):  # proxy scheme not passed / passed (--trusted-proxy)
+            response = _login(Client(enforce_csrf_checks=True), origin=PUBLIC, secure=secure)
+            assert response.status_code == 302, (secure, response.status_code)
+            assert response.cookies["sessionid"]["secure"] is True
+        foreign = _login(Client(enforce_csrf_checks=True), origin="https://evil.example",
+                         secure=True)
+        assert foreign.status_code == 403
+
+
+SECURITY_HEADERS = {
+    "X-Content-Type-Options": "nosniff",
+    "Referrer-Policy": "same-origin",
+    "X-Frame-Options": "DENY",
+    "Cross-Origin-Opener-Policy": "same-origin",
+}
+
+
+def _csp(response) -> dict[str, str]:  # type: ignore[no-untyped-def]
+    policy = response["Content-Security-Policy"]
+    return {d.split(" ", 1)[0]: d.split(" ", 1)[1] for d in
+            (p.strip() for p in policy.split(";")) if " " in d}
+
+
+@pytest.mark.parametrize("path", ["/login/", "/static/reading/form.js",
+                                  "/static/vendor/niivue/index.js",
+                                  "/static/reading/reading.css"])
+def test_pages_and_static_files_carry_the_security_headers(db, path: str) -> None:
+    from django.test import Client
+
+    with behind_proxy():
+        response = Client().get(path, HTTP_HOST=HOST, secure=True)
+    assert response.status_code == 200, path
+    for header, value in SECURITY_HEADERS.items():
+        assert response[header] == value, (path, header)
+    assert response["Strict-Transport-Security"] == f"max-age={HSTS_SECONDS}"
+    csp = _csp(response)
+    assert csp["default-src"] == "'none'"
+    assert csp["script-src"] == "'self'"  # no inline script, no eval
+    assert csp["frame-ancestors"] == "'none'" and csp["base-uri"] == "'none'"
+    assert "unsafe" not in response["Content-Security-Policy"]
+    if path.endswith(".js"):
+        assert response["Content-Type"].startswith("text/javascript")
+
+
+def test_no_inline_script_or_handler_in_the_templates() -> None:
+    """The CSP forbids inline code: a template with one would break silently in browsers."""
+    import re
+    from pathlib import Path
+
+    import weeke_pipeline.reading as reading
+
+    templates = Path(reading.__file__).parent / "templates"
+    for template in templates.rglob("*.html"):
+        text = template.read_text()
+        assert not re.search(r"\son[a-z]+\s*=", text), f"inline event handler in {template}"
+        assert not re.search(r"<script(?![^>]*\bsrc=)(?![^>]*application/json)", text), (
+            f"inline script in {template}")
+        assert not re.search(r"\sstyle\s*=", text), f"inline style in {template}"
