@@ -125,3 +125,24 @@ def test_no_inline_script_or_handler_in_the_templates() -> None:
         assert not re.search(r"<script(?![^>]*\bsrc=)(?![^>]*application/json)", text), (
             f"inline script in {template}")
         assert not re.search(r"\sstyle\s*=", text), f"inline style in {template}"
+
+
+@pytest.mark.parametrize(("name", "fence"), [("nginx-weeke-reading.conf", "nginx"),
+                                             ("weeke-reading.service", "ini")])
+def test_documented_deployment_files_are_the_shipped_ones(name: str, fence: str) -> None:
+    """docs/reading.md shows the shipped nginx site and systemd unit (the nginx file is the one
+    test_reading_https.py runs): same directives, comments aside."""
+    import re
+    from pathlib import Path
+
+    import weeke_pipeline.reading as reading
+
+    def directives(text: str) -> list[str]:
+        return [ln.strip() for ln in text.splitlines()
+                if ln.strip() and not ln.strip().startswith("#")]
+
+    shipped = (Path(reading.__file__).parent / "deploy" / name).read_text()
+    docs = (Path(__file__).resolve().parents[2] / "docs" / "reading.md").read_text()
+    blocks = re.findall(rf"```{fence}\n(.*?)```", docs, flags=re.S)
+    assert any(directives(b) == directives(shipped) for b in blocks), (
+        f"docs/reading.md does not show {name} as shipped")
