@@ -33,6 +33,22 @@ def test_weeke_serve_refuses_a_bad_public_url(tmp_path, capsys) -> None:
                  str(tmp_path / "d")]) == 2
     assert "no path" in capsys.readouterr().err
     assert not (tmp_path / "d").exists()  # refused before anything was created
+    assert main(["serve", "--trusted-proxy", "proxy.example", "--data",
+                 str(tmp_path / "d")]) == 2
+    assert "expected IP addresses" in capsys.readouterr().err
+    assert not (tmp_path / "d").exists()
+
+
+def test_one_trusted_proxy_is_waitress_s_several_are_left_to_the_app() -> None:
+    from weeke_pipeline.commands.serve import waitress_proxy_options
+
+    assert waitress_proxy_options(None) == {"clear_untrusted_proxy_headers": True}
+    one = waitress_proxy_options("127.0.0.1")
+    assert one["trusted_proxy"] == "127.0.0.1" and one["clear_untrusted_proxy_headers"]
+    assert "x-forwarded-proto" in one["trusted_proxy_headers"]
+    # waitress trusts a single address: a list keeps X-Forwarded-For for the app's own check
+    assert waitress_proxy_options("127.0.0.1,10.0.0.0/8") == {
+        "clear_untrusted_proxy_headers": False}
 
 
 def _login(client, *, origin: str, secure: bool):  # type: ignore[no-untyped-def]
