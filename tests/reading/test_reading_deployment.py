@@ -162,3 +162,34 @@ def test_documented_deployment_files_are_the_shipped_ones(name: str, fence: str)
     blocks = re.findall(rf"```{fence}\n(.*?)```", docs, flags=re.S)
     assert any(directives(b) == directives(shipped) for b in blocks), (
         f"docs/reading.md does not show {name} as shipped")
+
+
+def test_shipped_systemd_unit_passes_systemd_analyze(tmp_path) -> None:
+    """The service unit is valid for systemd (``systemd-analyze verify``; the ExecStart binary
+    pointed at this environment's ``weeke``)."""
+    import shutil
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    import weeke_pipeline.reading as reading
+
+    tool = shutil.which("systemd-analyze")
+    if tool is None:
+        pytest.skip("systemd-analyze is not installed")
+    weeke = Path(sys.executable).with_name("weeke")
+    if not weeke.exists():
+        pytest.skip(f"no weeke script beside {sys.executable}")
+    unit = (Path(reading.__file__).parent / "deploy" / "weeke-reading.service").read_text()
+    assert "/srv/weeke/venv/bin/weeke serve" in unit
+    (tmp_path / "weeke-reading.service").write_text(
+        unit.replace("/srv/weeke/venv/bin/weeke", str(weeke)))
+    proc = subprocess.run([tool, "verify", "--man=no", "weeke-reading.service"], cwd=tmp_path,
+                          capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 0, proc.stderr
+    # a typo in a directive is caught: the check can fail
+    (tmp_path / "weeke-reading.service").write_text(
+        unit.replace("/srv/weeke/venv/bin/weeke", str(weeke)).replace("Restart=", "Restrat="))
+    bad = subprocess.run([tool, "verify", "--man=no", "weeke-reading.service"], cwd=tmp_path,
+                         capture_output=True, text=True, timeout=120)
+    assert "Restrat" in bad.stderr
