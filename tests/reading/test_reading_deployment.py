@@ -123,6 +123,7 @@ def test_pages_and_static_files_carry_the_security_headers(db, path: str) -> Non
     assert csp["script-src"] == "'self'"  # no inline script, no eval
     assert csp["frame-ancestors"] == "'none'" and csp["base-uri"] == "'none'"
     assert "unsafe" not in response["Content-Security-Policy"]
+    assert "Access-Control-Allow-Origin" not in response
     if path.endswith(".js"):
         assert response["Content-Type"].startswith("text/javascript")
 

@@ -175,6 +175,7 @@ def build_settings(data_dir: str | os.PathLike[str] | None = None,
         # Finders: served straight from the installed package, no collectstatic step.
         "WHITENOISE_USE_FINDERS": True,
         "WHITENOISE_AUTOREFRESH": False,
+        "WHITENOISE_ALLOW_ALL_ORIGINS": False,  # no CORS header: only this site uses them
         "CONTENT_SECURITY_POLICY": CONTENT_SECURITY_POLICY,
         "WEEKE_PUBLIC_URL": None,
         "CSRF_TRUSTED_ORIGINS": [],
