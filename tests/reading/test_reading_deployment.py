@@ -40,7 +40,7 @@ def test_weeke_serve_refuses_a_bad_public_url(tmp_path, capsys) -> None:
 
 
 def test_one_trusted_proxy_is_waitress_s_several_are_left_to_the_app() -> None:
-    from weeke_pipeline.commands.serve import waitress_proxy_options
+    from weeke_pipeline.cli.commands.serve import waitress_proxy_options
 
     assert waitress_proxy_options(None) == {"clear_untrusted_proxy_headers": True}
     one = waitress_proxy_options("127.0.0.1")

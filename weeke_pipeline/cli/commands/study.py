@@ -1,0 +1,58 @@
+"""``weeke study show|set``: the study configuration of the reading app (audited settings)."""
+
+from __future__ import annotations
+
+import argparse
+
+from weeke_pipeline.cli.commands._reading import add_db_arguments, coordinator, setup
+
+HELP = "show or change study settings of the reading app (e.g. whether readers see FA)"
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    sub = parser.add_subparsers(dest="action", metavar="ACTION", required=True)
+    show = sub.add_parser("show", help="print the current settings and their change history")
+    add_db_arguments(show)
+    st = sub.add_parser("set", help="change a setting (reason required; audited)")
+    st.add_argument("--reader-sequences", metavar="LIST",
+                    help="sequences shown to readers and adjudicators, comma separated, from "
+                    "T1w,T2w,ADC,FA (default T1w,T2w,ADC; add FA for a fourth linked panel)")
+    st.add_argument("--read-sessions", metavar="LIST",
+                    help="imaging sessions (ses- labels) the study reads, comma separated, "
+                    "e.g. 1month; 'all' (default): every session is a case")
+    st.add_argument("--reason", required=True, help="why (recorded in the audit trail)")
+    st.add_argument("--by", default=None, help="coordinator account recording this")
+    add_db_arguments(st)
+
+
+def run(args: argparse.Namespace) -> int:
+    from weeke_pipeline.cli import UsageError
+
+    setup(args)
+    from weeke_pipeline.reading import study
+
+    if args.action == "show":
+        for key, default in study.DEFAULTS.items():
+            value = study.get(key)
+            note = " (default)" if value == default else f" (default {','.join(default) or 'all'})"
+            print(f"{key.replace('_', '-')}\t{','.join(value) or 'all'}{note}")
+        for row in reversed(study.history()):
+            who = row.changed_by.username if row.changed_by else "cli"
+            print(f"  {row.changed_at:%Y-%m-%d %H:%M} {row.key.replace('_', '-')}="
+                  f"{','.join(row.value) or 'all'} by {who}: {row.reason}")
+        return 0
+    from weeke_pipeline.reading.services import ReadingError
+
+    changes = [(study.READER_SEQUENCES, args.reader_sequences),
+               (study.READ_SESSIONS, args.read_sessions)]
+    changes = [(k, v) for k, v in changes if v is not None]
+    if not changes:
+        raise UsageError("name a setting to change: --reader-sequences or --read-sessions")
+    user = coordinator(args.by)
+    for key, value in changes:
+        try:
+            study.set_setting(user, key, value, args.reason)
+        except ReadingError as exc:
+            raise UsageError(str(exc)) from exc
+        print(f"{key.replace('_', '-')} {','.join(study.get(key)) or 'all'}")
+    return 0
