@@ -20,6 +20,12 @@ Settings:
     trial's 1-month scan. ``weeke cases import`` makes one case per subject and session and
     skips sessions not listed (saying so). Default: empty, every session is a case. Changing
     it later affects later imports only: cases already imported stay.
+
+``hanging_protocol``
+    how the reading page lays out the images (``id@version`` of a definition under
+    ``scoring_forms/hanging_protocols/``, :mod:`weeke_pipeline.reading.hanging`). Default
+    ``neonatal-hie@1.0.0``: one large axial view per sequence side by side (T2w, T1w, ADC, FA),
+    linked; three planes or a single sequence on demand; neonatal window/level presets.
 """
 
 from __future__ import annotations
@@ -30,12 +36,15 @@ from typing import Any
 from django.db import transaction
 
 from weeke_pipeline.reading import audit
+from weeke_pipeline.reading.hanging import DEFAULT_PROTOCOL, ProtocolError, load_protocol
 from weeke_pipeline.reading.importer import CLINICAL_SEQUENCES, SEQUENCES
 from weeke_pipeline.reading.models import StudySetting
 
 READER_SEQUENCES = "reader_sequences"
 READ_SESSIONS = "read_sessions"
-DEFAULTS: dict[str, Any] = {READER_SEQUENCES: list(CLINICAL_SEQUENCES), READ_SESSIONS: []}
+HANGING_PROTOCOL = "hanging_protocol"
+DEFAULTS: dict[str, Any] = {READER_SEQUENCES: list(CLINICAL_SEQUENCES),
+                            HANGING_PROTOCOL: DEFAULT_PROTOCOL, READ_SESSIONS: []}
 _SESSION_LABEL = re.compile(r"[A-Za-z0-9]+")
 MAX_REASON = 500
 
@@ -51,6 +60,11 @@ def get(key: str) -> Any:
 def reader_sequences() -> list[str]:
     """Sequences shown to readers and adjudicators, in display order."""
     return list(get(READER_SEQUENCES))
+
+
+def hanging_protocol() -> str:
+    """``id@version`` of the hanging protocol the reading page uses."""
+    return str(get(HANGING_PROTOCOL))
 
 
 def parse_sequences(value: str | list[str]) -> list[str]:
@@ -103,6 +117,11 @@ def set_setting(user: Any, key: str, value: Any, reason: str) -> StudySetting:
         value = parse_sequences(value)
     elif key == READ_SESSIONS:
         value = parse_sessions(value)
+    elif key == HANGING_PROTOCOL:
+        try:
+            load_protocol(value)
+        except ProtocolError as exc:
+            raise ReadingError(str(exc)) from exc
     old = get(key)
     if value == old:
         raise ReadingError(f"{key} is already {value}")

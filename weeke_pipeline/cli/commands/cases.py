@@ -18,6 +18,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                          "the study reads (weeke study set --read-sessions), under random "
                          "reading codes")
     imp.add_argument("output", type=Path, help="folder to import from")
+    imp.add_argument("--crop-margin-mm", type=float, default=15.0, metavar="MM",
+                     help="crop images to the pipeline's brain mask plus this margin (default "
+                     "15 mm: keeps subdural spaces and venous sinuses); smaller downloads")
+    imp.add_argument("--no-crop", action="store_true", help="store the images whole")
     add_db_arguments(imp)
     lst = sub.add_parser("list", help="list cases: code, subject, session, age, sequences "
                          "(coordinator)")
@@ -38,7 +42,10 @@ def run(args: argparse.Namespace) -> int:
     from weeke_pipeline.reading.importer import ImportProblem, import_cases
 
     try:
-        created, warnings = import_cases(args.output)
+        if args.crop_margin_mm < 0:
+            raise UsageError("--crop-margin-mm must not be negative")
+        created, warnings = import_cases(
+            args.output, crop_margin_mm=None if args.no_crop else args.crop_margin_mm)
     except ImportProblem as exc:
         raise UsageError(str(exc)) from exc
     for w in warnings:
