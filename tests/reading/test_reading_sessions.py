@@ -53,6 +53,14 @@ def write_output(out: Path) -> dict[float, tuple[str, str, str, str]]:
                     nib.save(nib.Nifti1Image(np.full((6, 7, 5), n, np.float32), np.eye(4)),
                              str(path))
                     tags[float(n)] = (kind, sub, ses, seq)
+    # Nipype's work folder inside the output holds copies under BIDS names: never imported
+    for seq, pattern in RAW.items():
+        n += 1
+        path = out / "work" / "wf" / "node" / (pattern.format(s="sub-SUBJA_ses-3month")
+                                               .split("/")[1] + ".nii.gz")
+        path.parent.mkdir(parents=True, exist_ok=True)
+        nib.save(nib.Nifti1Image(np.full((6, 7, 5), n, np.float32), np.eye(4)), str(path))
+        tags[float(n)] = ("work", "SUBJA", "3month", seq)
     # ages per session for the subject scanned twice (the pipeline's sessions table + ages)
     for dataset in ("rawdata",):
         (out / dataset / "sub-SUBJA" / "sub-SUBJA_sessions.tsv").write_text(
@@ -194,3 +202,18 @@ def test_session_label_never_reaches_a_reader(output, make_user) -> None:
     coordinator.force_login(coord)
     text = coordinator.get("/coordinator/").content.decode()
     assert "3month" in text and "1month" in text  # the coordinator sees the link
+
+
+def test_a_session_without_derivatives_takes_its_raw_images(output) -> None:
+    """A session the pipeline failed on: its case comes from the raw data (whole), never from
+    Nipype's copies in work/ nor from another session's derivatives."""
+    import shutil
+
+    out, tags = output
+    shutil.rmtree(out / "derivatives" / "weeke" / "sub-SUBJA" / "ses-3month")
+    cases, _ = imported(out)
+    images = {k: v for k, v in cases[("SUBJA", "3month")].items() if k != "ages"}
+    assert sorted(images) == ["ADC", "T1w", "T2w"]
+    assert all(tags[v] == ("raw", "SUBJA", "3month", seq) for seq, v in images.items())
+    other = {k: v for k, v in cases[("SUBJA", "1month")].items() if k != "ages"}
+    assert all(tags[v] == ("derivative", "SUBJA", "1month", seq) for seq, v in other.items())

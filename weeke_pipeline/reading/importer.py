@@ -2,7 +2,7 @@
 subject AND session.
 
 Images are found under OUTPUT at any depth by their BIDS entities (``sub``, ``ses``, ``space``,
-``desc``, ``run`` and the suffix ``T1w|T2w|ADC|FA``), parsed by :mod:`weeke_pipeline.bids`
+``desc``, ``run`` and the suffix ``T1w|T2w|ADC|FA``), parsed by :mod:`weeke_pipeline.bids.names`
 (the naming module the pipeline writes with); ``sub``/``ses`` come from the file name, else
 from ``sub-*``/``ses-*`` parent folders; a file without a ``ses`` entity belongs to the session
 "" (data without sessions). Each (subject, session) is a case: a subject scanned twice is two
@@ -12,7 +12,8 @@ cases, each with its own images only; the study setting ``read_sessions``
 
 Which images, when several candidates exist for one case and sequence: all of a case's images
 come from ONE dataset, the pipeline's derivatives (a folder whose ``dataset_description.json``
-says ``"DatasetType": "derivative"``) when it has images of that session, else the raw data;
+says ``"DatasetType": "derivative"``) when it has images of that session, else the raw data,
+else files outside any BIDS dataset (so not Nipype's copies in the output's ``work/`` folder);
 inside it, T2w space or native (no ``space``) before other spaces, ``desc-preproc`` or no
 ``desc`` before other descriptions, then the lowest ``run``, then the name. So importing the
 whole output folder or only ``derivatives/weeke`` gives the same cases and images, and a case
@@ -33,47 +34,17 @@ or the session.
 
 from __future__ import annotations
 
-import csv
 import json
-import re
 import secrets
 from dataclasses import dataclass, field
 from functools import cache
 from pathlib import Path
 
-# TEMPORARY until weeke_pipeline.bids (issue 11) reaches main: replaced by its parser.
-_ENTITY = re.compile(r"^(?P<key>[a-zA-Z]+)-(?P<value>[a-zA-Z0-9]+)$")
+from weeke_pipeline.bids import names
+from weeke_pipeline.bids.tables import PARTICIPANT_COLUMN, TableError, participant, read_table
+from weeke_pipeline.reading.sequences import CLINICAL_SEQUENCES, SEQUENCES
 
-
-def _parse_name(name: str) -> dict[str, str] | None:
-    stem, dot, ext = name.partition(".")
-    parts = stem.split("_")
-    ent = {}
-    for part in parts[:-1]:
-        m = _ENTITY.match(part)
-        if not m:
-            return None
-        ent[m["key"]] = m["value"]
-    ent["suffix"], ent["extension"] = parts[-1], dot + ext
-    return ent
-
-
-def _entities(path: Path) -> dict[str, str] | None:
-    """BIDS entities of an image file and its ``suffix``; ``sub``/``ses`` from the parent
-    folders when the name lacks them (e.g. ``sample/sub-01/truth/sub-01_T2w.nii.gz``)."""
-    ent = _parse_name(path.name)
-    if ent is None:
-        return None
-    for parent in path.parents:
-        m = _ENTITY.match(parent.name)
-        if m and m["key"] in ("sub", "ses"):
-            ent.setdefault(m["key"], m["value"])
-    return ent
-
-#: the sequences readers may be shown by default (a case needs at least one of them)
-CLINICAL_SEQUENCES = ("T1w", "T2w", "ADC")
-#: every sequence imported, in the viewer's order
-SEQUENCES = (*CLINICAL_SEQUENCES, "FA")
+_NIFTI = (".nii", ".nii.gz")
 CODE_ALPHABET = "ACDEFGHJKLMNPQRTUVWXY34679"  # no look-alikes (0/O, 1/I, 2/Z, 5/S, 8/B)
 
 
@@ -108,6 +79,11 @@ def _is_derivative(folder: Path) -> bool:
         return False
 
 
+@cache
+def _is_dataset(folder: Path) -> bool:
+    return (folder / "dataset_description.json").is_file()
+
+
 def _dataset(path: Path, root: Path) -> Path:
     """The BIDS dataset ``path`` belongs to: the nearest folder (up to ``root``) with a
     ``dataset_description.json``, else ``root``."""
@@ -137,10 +113,9 @@ def find_cases(root: Path, sessions: list[str] | None = None
     # (subject, session) -> dataset -> sequence -> [(rank, path)]
     candidates: dict[tuple[str, str], dict[Path, dict[str, list[tuple[tuple, Path]]]]] = {}
     for path in sorted(root.rglob("*.nii*")):
-        ent = _entities(path)
-        if ent is None or ent.get("suffix") not in SEQUENCES or not path.is_file():
-            continue
-        if not ent.get("sub"):
+        ent = names.parse(path)  # sub/ses of the name, else of the parent folders
+        if (ent.get("suffix") not in SEQUENCES or ent["extension"] not in _NIFTI
+                or not ent.get("sub") or not path.is_file()):
             continue
         key = (ent["sub"], ent.get("ses", ""))
         seq = ent["suffix"]
@@ -155,7 +130,8 @@ def find_cases(root: Path, sessions: list[str] | None = None
             continue
         usable = [d for d in datasets if any(s in datasets[d] for s in CLINICAL_SEQUENCES)]
         pool = usable or list(datasets)
-        best = min(pool, key=lambda d: (not _is_derivative(d), len(d.parts), str(d)))
+        best = min(pool, key=lambda d: (not _is_derivative(d), not _is_dataset(d),
+                                        len(d.parts), str(d)))
         case = Found(subject=sub, session=ses, dataset=best)
         for seq, items in sorted(datasets[best].items()):
             case.images[seq] = min(items)[1]
@@ -203,13 +179,15 @@ def _has_age(row: dict[str, str]) -> bool:
     return any((row.get(c) or "").strip().lower() not in ("", "n/a") for c in AGE_COLUMNS)
 
 
-def _rows(table: Path, key: str) -> list[tuple[dict[str, str], str]]:
+def _rows(path: Path, key: str) -> list[tuple[dict[str, str], str]]:
     """(row, "file line N") of a BIDS TSV that must have the column ``key``."""
-    with table.open(newline="", encoding="utf-8") as fh:
-        reader = csv.DictReader(fh, delimiter="\t")
-        if not reader.fieldnames or key not in reader.fieldnames:
-            raise ImportProblem(f"{table}: no {key} column")
-        return [(row, f"{table} line {n}") for n, row in enumerate(reader, start=2)]
+    try:
+        table = read_table(path, what="table of ages")
+    except TableError as exc:
+        raise ImportProblem(str(exc)) from None
+    if key not in table.columns:
+        raise ImportProblem(f"{path}: no {key} column")
+    return [(row, f"{path} line {n}") for n, row in table.rows]
 
 
 def _set_ages(f: Found, row: dict[str, str], where: str) -> None:
@@ -226,19 +204,19 @@ def read_ages(root: Path, found: dict[tuple[str, str], Found]) -> list[str]:
     """Fill the cases' ages at scan from the sessions and participants tables; warnings."""
     per_session: dict[tuple[str, str], tuple[dict[str, str], str]] = {}
     for table in sorted(root.rglob("sub-*_sessions.tsv")):
-        sub = table.name.removeprefix("sub-").removesuffix("_sessions.tsv")
+        sub = names.parse(table).get("sub", "")
         for row, where in _rows(table, "session_id"):
-            ses = (row.get("session_id") or "").strip().removeprefix("ses-")
+            ses = names.session_label(row.get("session_id") or "") or ""
             if (sub, ses) in found and _has_age(row):
                 per_session.setdefault((sub, ses), (row, where))
     per_subject: dict[str, tuple[dict[str, str], str]] = {}
     tables = sorted(root.rglob("participants.tsv"), key=lambda p: (len(p.parts), str(p)))
     if tables:
-        for row, where in _rows(tables[0], "participant_id"):
-            sub = (row.get("participant_id") or "").strip().removeprefix("sub-")
-            ses = (row.get("session_id") or row.get("session") or "").strip()
+        for row, where in _rows(tables[0], PARTICIPANT_COLUMN):
+            sub = participant(row.get(PARTICIPANT_COLUMN) or "")
+            ses = names.session_label(row.get("session_id") or row.get("session") or "")
             if ses:  # a participants table with one row per session
-                per_session.setdefault((sub, ses.removeprefix("ses-")), (row, where))
+                per_session.setdefault((sub, ses), (row, where))
             else:
                 per_subject.setdefault(sub, (row, where))
     n_sessions: dict[str, int] = {}
