@@ -49,7 +49,7 @@ def waitress_proxy_options(trusted: str | None) -> dict[str, object]:
     try:
         networks = [ipaddress.ip_network(p.strip("[]"), strict=False) for p in proxies]
     except ValueError:
-        from weeke_pipeline.cli import UsageError
+        from weeke_pipeline.errors import UsageError
 
         raise UsageError(f"--trusted-proxy {trusted!r}: expected IP addresses or networks, "
                          "comma separated") from None
@@ -63,7 +63,7 @@ def waitress_proxy_options(trusted: str | None) -> dict[str, object]:
 
 
 def run(args: argparse.Namespace) -> int:
-    from weeke_pipeline.cli import UsageError
+    from weeke_pipeline.errors import UsageError
     from weeke_pipeline.reading.deployment import public_url_settings
 
     waitress_proxy_options(args.trusted_proxy)  # a clear error before anything starts
