@@ -136,34 +136,6 @@ class AtlasToSubject(SimpleInterface):
         return runtime
 
 
-class _WarpLabelsInputSpec(BaseInterfaceInputSpec):
-    labels = File(exists=True, mandatory=True, desc="label map to resample")
-    reference = File(exists=True, mandatory=True, desc="target grid")
-    transforms = InputMultiObject(File(exists=True), mandatory=True)
-    invert = traits.List(traits.Bool, desc="whichtoinvert, one per transform")
-    out_name = traits.Str("labels_resampled.nii.gz", usedefault=True)
-
-
-class _WarpLabelsOutputSpec(TraitedSpec):
-    out_file = File(exists=True)
-
-
-class WarpLabels(SimpleInterface):
-    """Label map through transforms with label-preserving (genericLabel) interpolation."""
-
-    input_spec = _WarpLabelsInputSpec
-    output_spec = _WarpLabelsOutputSpec
-
-    def _run_interface(self, runtime):
-        from weeke_pipeline.imaging import registration as reg
-
-        out = os.path.join(runtime.cwd, self.inputs.out_name)
-        reg.warp_labels(self.inputs.labels, self.inputs.reference, self.inputs.transforms,
-                        _opt(self.inputs.invert) or None, out=out)
-        self._results["out_file"] = out
-        return runtime
-
-
 # --------------------------------------------------------------------------- metrics
 class _MetricsInputSpec(BaseInterfaceInputSpec):
     subject = traits.Str(mandatory=True, desc="subject pseudonym")
@@ -216,10 +188,8 @@ class _QCInputSpec(BaseInterfaceInputSpec):
     brain_mask = File(exists=True)
     t1w = File(exists=True, desc="T1w in T2w space")
     adc = File(exists=True, desc="ADC in T2w space")
-    registration_reports = traits.Dict(traits.Str, File(exists=True),
-                                       desc="name -> registration JSON (to_atlas, T1w, ADC)")
-    # the same reports one by one: a workflow connects them straight from the registration
-    # nodes, so QC starts as soon as the last registration ends (no collecting step between)
+    # the registration reports one by one: a workflow connects them straight from the
+    # registration nodes, so QC starts as soon as the last registration ends
     report_to_atlas = File(exists=True, desc="atlas registration JSON")
     report_t1w = File(exists=True, desc="T1w -> T2w registration JSON")
     report_adc = File(exists=True, desc="b0/ADC -> T2w registration JSON")
@@ -245,7 +215,7 @@ class SubjectQC(SimpleInterface):
     def _run_interface(self, runtime):
         from weeke_pipeline.imaging import qc
 
-        files = dict(_opt(self.inputs.registration_reports) or {})
+        files = {}
         for key, trait in (("to_atlas", "report_to_atlas"), ("T1w", "report_t1w"),
                            ("ADC", "report_adc")):
             if _opt(getattr(self.inputs, trait)):
