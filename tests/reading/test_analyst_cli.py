@@ -204,7 +204,7 @@ def test_subject_ids_only_for_a_coordinator(scored, tmp_path, capsys):
                        "--as-user", "coord")
     assert rc == 0, err
     cons = read_tsv(out / "consensus.tsv")
-    assert list(cons.columns[:2]) == ["reading_code", "subject"]
+    assert list(cons.columns[:3]) == ["reading_code", "subject", "session"]  # a case's scan
     assert dict(zip(cons.reading_code, cons.subject, strict=True)) == {
         scored["shared"].code: scored["shared"].subject,
         scored["other"].code: scored["other"].subject}

@@ -537,21 +537,35 @@ SUBJECT_ENTRY = _col("Subject identifier (study pseudonym of the pipeline; coord
                      "exports with --with-subject-ids only)", "string")
 
 
-def insert_subjects(df: pd.DataFrame, subject_of: Mapping[str, str]) -> pd.DataFrame:
-    """Copy of ``df`` with a ``subject`` column right after ``reading_code``."""
+SESSION_ENTRY = _col("Imaging session of the case (BIDS ses- label, empty for data without "
+                     "sessions; coordinator exports with --with-subject-ids only)", "string")
+
+
+def insert_subjects(df: pd.DataFrame, subject_of: Mapping[str, str],
+                    session_of: Mapping[str, str] | None = None) -> pd.DataFrame:
+    """Copy of ``df`` with a ``subject`` column right after ``reading_code``, and a
+    ``session`` column after it from ``session_of`` (a case is one subject and session) unless
+    ``df`` has one already (the pipeline's metrics and QC tables)."""
     out = df.copy()
-    out.insert(int(out.columns.get_loc("reading_code")) + 1, "subject",
-               pd.array(out["reading_code"].astype(str).map(subject_of), dtype="string"))
+    at = int(out.columns.get_loc("reading_code")) + 1
+    codes = out["reading_code"].astype(str)
+    out.insert(at, "subject", pd.array(codes.map(subject_of), dtype="string"))
+    if session_of is not None and "session" not in out.columns:
+        out.insert(at + 1, "session", pd.array(codes.map(session_of), dtype="string"))
     return out
 
 
-def with_subject_entry(dictionary: Mapping[str, Any]) -> dict[str, Any]:
-    """``dictionary`` with the ``subject`` entry after ``reading_code``."""
+def with_subject_entry(dictionary: Mapping[str, Any], session: bool = False) -> dict[str, Any]:
+    """``dictionary`` with the ``subject`` entry after ``reading_code`` (and ``session``
+    after it when ``session`` and the dictionary has none)."""
     out: dict[str, Any] = {}
+    add_session = session and "session" not in dictionary
     for k, v in dictionary.items():
         out[k] = v
         if k == "reading_code":
             out["subject"] = SUBJECT_ENTRY
+            if add_session:
+                out["session"] = SESSION_ENTRY
     return out
 
 
