@@ -35,13 +35,13 @@ PROXY_HEADERS = frozenset({"x-forwarded-for", "x-forwarded-proto", "x-forwarded-
 #: no eval, nothing from another origin, no framing. NiiVue needs only ``'self'`` for its module
 #: scripts and ``fetch`` of the case images; WebAssembly compilation (``'wasm-unsafe-eval'``)
 #: stays blocked (its WASM decoders are for formats the app never serves: NIfTI only).
-#: ``data:``/``blob:`` images: NiiVue's font atlas and canvas screenshots.
+#: ``data:`` images: NiiVue's font atlas (without it no viewer loads: checked in Chromium).
 CONTENT_SECURITY_POLICY: dict[str, Any] = {
     "DIRECTIVES": {
         "default-src": [NONE],
         "script-src": [SELF],
         "style-src": [SELF],
-        "img-src": [SELF, "data:", "blob:"],
+        "img-src": [SELF, "data:"],
         "connect-src": [SELF],
         "font-src": [SELF],
         "form-action": [SELF],
