@@ -167,13 +167,21 @@ SUBJECT_ENTRY = _col("Subject identifier (study pseudonym of the pipeline; coord
                      "exports with --with-subject-ids only)", "string")
 
 
-def with_subject_entry(dictionary: Mapping[str, Any]) -> dict[str, Any]:
-    """``dictionary`` with the ``subject`` entry after ``reading_code``."""
+SESSION_ENTRY = _col("Imaging session of the case (BIDS ses- label, empty for data without "
+                     "sessions; coordinator exports with --with-subject-ids only)", "string")
+
+
+def with_subject_entry(dictionary: Mapping[str, Any], session: bool = False) -> dict[str, Any]:
+    """``dictionary`` with the ``subject`` entry after ``reading_code`` (and ``session``
+    after it when ``session`` and the dictionary has none)."""
     out: dict[str, Any] = {}
+    add_session = session and "session" not in dictionary
     for k, v in dictionary.items():
         out[k] = v
         if k == "reading_code":
             out["subject"] = SUBJECT_ENTRY
+            if add_session:
+                out["session"] = SESSION_ENTRY
     return out
 
 

@@ -40,9 +40,15 @@ def write_table(df: pd.DataFrame, path: str | os.PathLike[str], dictionary: Mapp
     return p
 
 
-def insert_subjects(df: pd.DataFrame, subject_of: Mapping[str, str]) -> pd.DataFrame:
-    """Copy of ``df`` with a ``subject`` column right after ``reading_code``."""
+def insert_subjects(df: pd.DataFrame, subject_of: Mapping[str, str],
+                    session_of: Mapping[str, str] | None = None) -> pd.DataFrame:
+    """Copy of ``df`` with a ``subject`` column right after ``reading_code``, and a
+    ``session`` column after it from ``session_of`` (a case is one subject and session) unless
+    ``df`` has one already (the pipeline's metrics and QC tables)."""
     out = df.copy()
-    out.insert(int(out.columns.get_loc("reading_code")) + 1, "subject",
-               pd.array(out["reading_code"].astype(str).map(subject_of), dtype="string"))
+    at = int(out.columns.get_loc("reading_code")) + 1
+    codes = out["reading_code"].astype(str)
+    out.insert(at, "subject", pd.array(codes.map(subject_of), dtype="string"))
+    if session_of is not None and "session" not in out.columns:
+        out.insert(at + 1, "session", pd.array(codes.map(session_of), dtype="string"))
     return out
