@@ -359,7 +359,7 @@ def process_sessions(cfg: RunConfig, sessions: list[SubjectInputs], *,
                      summary: RunSummary | None = None, progress: bool = False) -> RunSummary:
     """Stage 2 and 3: the per-subject workflows under the configured plugin, then QC for every
     subject (failed ones included), the group metrics table and the QC index."""
-    from weeke_pipeline.imaging import metrics, qc
+    from weeke_pipeline.imaging import metrics, qc, qc_report
 
     out = Path(cfg.output_dir).resolve()
     deriv = out / DERIVATIVES
@@ -413,7 +413,7 @@ def process_sessions(cfg: RunConfig, sessions: list[SubjectInputs], *,
         tsv = deriv / names.build({**session, "suffix": "metrics", "extension": ".tsv"})
         if tsv.is_file():
             tables.append((s.session, tsv))
-    summary.qc_index = str(qc.write_group_index(results, deriv / "qc_index.html"))
+    summary.qc_index = str(qc_report.write_group_index(results, deriv / "qc_index.html"))
     if tables:  # one long table; the session column keeps several sessions of a subject apart
         import pandas as pd
 
