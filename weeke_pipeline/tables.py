@@ -35,6 +35,7 @@ from __future__ import annotations
 import json
 import math
 import os
+import re
 from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
@@ -454,6 +455,30 @@ def agreement_scores_dictionary() -> dict[str, Any]:
     return d
 
 
+#: a cell a spreadsheet would run as a formula (OWASP "CSV injection"): = + - @ first, or a
+#: tab / carriage return first (some spreadsheets skip these and read what follows)
+_FORMULA_START = ("=", "+", "-", "@", "\t", "\r")
+_NUMBER = re.compile(r"^[+-]?(\d+\.?\d*|\.\d+)([eE][+-]?\d+)?$")
+
+
+def neutralise_formulas(df: pd.DataFrame) -> pd.DataFrame:
+    """``df`` with every text cell that starts like a formula prefixed with ``'`` (so a
+    spreadsheet shows ``=HYPERLINK(...)`` as text, OWASP's advice); numbers written as text
+    (``-1.5``) are left alone. Only text (object) columns are touched; a copy is returned."""
+    out = df
+    for col in df.columns:
+        if not (df[col].dtype == object or pd.api.types.is_string_dtype(df[col].dtype)):
+            continue
+        values = df[col]
+        bad = values.map(lambda v: isinstance(v, str) and v.startswith(_FORMULA_START)
+                         and not _NUMBER.match(v))
+        if bad.any():
+            if out is df:
+                out = df.copy()
+            out.loc[bad, col] = "'" + values[bad]
+    return out
+
+
 def write_table(df: pd.DataFrame, path: str | os.PathLike[str], dictionary: Mapping[str, Any],
                 fmt: str | None = None, *, extra: Mapping[str, Any] | None = None) -> Path:
     """Write ``df`` (tsv, csv or parquet, from the suffix or ``fmt``) and its JSON sidecar.
@@ -469,9 +494,9 @@ def write_table(df: pd.DataFrame, path: str | os.PathLike[str], dictionary: Mapp
         raise ValueError(f"{p.name}: column(s) {undocumented} missing from the data dictionary")
     p.parent.mkdir(parents=True, exist_ok=True)
     if fmt == "tsv":
-        df.to_csv(p, sep="\t", index=False, na_rep="n/a")
+        neutralise_formulas(df).to_csv(p, sep="\t", index=False, na_rep="n/a")
     elif fmt == "csv":
-        df.to_csv(p, index=False, na_rep="")
+        neutralise_formulas(df).to_csv(p, index=False, na_rep="")
     elif fmt == "parquet":
         df.to_parquet(p, index=False)
     else:

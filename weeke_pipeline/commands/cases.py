@@ -33,11 +33,14 @@ def run(args: argparse.Namespace) -> int:
                   + ",".join(c.sequences))
         return 0
     from weeke_pipeline.reading.importer import ImportProblem, import_cases
+    from weeke_pipeline.reading.services import ReadingError
 
     try:
         created, warnings = import_cases(args.output)
     except ImportProblem as exc:
         raise UsageError(str(exc)) from exc
+    except ReadingError as exc:  # the database is locked
+        raise UsageError(f"{exc}: nothing imported") from exc
     for w in warnings:
         print(f"warning: {w}")
     print(f"imported {len(created)} case(s): {', '.join(created) or '-'}")

@@ -45,6 +45,28 @@ def _password(args: argparse.Namespace) -> str:
     return first
 
 
+class _UsernameValidator:
+    """Django's ASCII user-name rule (letters, digits and ``@.+-_``, 1-150 characters: no
+    spaces, no markup, no look-alike Unicode), plus: starts with a letter or digit."""
+
+    message = ("use 1-150 ASCII letters, digits and @ . + - _ , starting with a letter or "
+               "digit (no spaces)")
+
+    def __call__(self, value: str) -> None:
+        from django.contrib.auth.validators import ASCIIUsernameValidator
+        from django.core.exceptions import ValidationError
+
+        if not value or len(value) > 150 or not value[0].isalnum():
+            raise ValidationError(self.message)
+        try:
+            ASCIIUsernameValidator()(value)
+        except ValidationError as exc:
+            raise ValidationError(self.message) from exc
+
+
+USERNAME_VALIDATOR = _UsernameValidator()
+
+
 def run(args: argparse.Namespace) -> int:
     from weeke_pipeline.cli import UsageError
 
@@ -64,8 +86,17 @@ def run(args: argparse.Namespace) -> int:
     from django.db import transaction
 
     from weeke_pipeline.reading import audit
-    from weeke_pipeline.reading.services import assign_cases
+    from weeke_pipeline.reading.services import ReadingError, assign_cases, ensure_unlocked
 
+    try:
+        ensure_unlocked()
+    except ReadingError as exc:
+        raise UsageError(f"{exc}: no account added") from exc
+    try:
+        USERNAME_VALIDATOR(args.username)
+    except ValidationError as exc:
+        raise UsageError(f"user name {args.username!r} refused: " + " ".join(exc.messages)
+                         ) from exc
     if User.objects.filter(username=args.username).exists():
         raise UsageError(f"user {args.username!r} exists already")
     password = _password(args)

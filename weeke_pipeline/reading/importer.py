@@ -19,6 +19,7 @@ fields cleared (descrip, aux_file, intent_name, db_name, extensions), to
 from __future__ import annotations
 
 import csv
+import os
 import re
 import secrets
 from dataclasses import dataclass, field
@@ -138,9 +139,12 @@ def deidentified_copy(src: Path, dest: Path) -> None:
             hdr[key] = b""
     hdr.extensions.clear()
     out = type(img)(img.dataobj, img.affine, hdr)
-    dest.parent.mkdir(parents=True, exist_ok=True)
+    from weeke_pipeline.reading.settings import private_folder
+
+    private_folder(dest.parent)  # images/ and images/<code>/: owner only (0700)
     tmp = dest.with_name(dest.name + ".part.nii.gz")
     nib.save(out, str(tmp))
+    os.chmod(tmp, 0o600)  # the owner only, like the database and the keys
     tmp.replace(dest)
 
 
@@ -158,8 +162,9 @@ def import_cases(root: Path, user: object = None) -> tuple[list[str], list[str]]
 
     from weeke_pipeline.reading import audit
     from weeke_pipeline.reading.models import Case
-    from weeke_pipeline.reading.services import assign_cases
+    from weeke_pipeline.reading.services import assign_cases, ensure_unlocked
 
+    ensure_unlocked()  # before any image is copied
     root = Path(root)
     if not root.is_dir():
         raise ImportProblem(f"{root}: not a folder")

@@ -10,6 +10,7 @@ environment; :func:`weeke_pipeline.reading.setup` calls :func:`build_settings` d
 
 from __future__ import annotations
 
+import contextlib
 import os
 import secrets
 from pathlib import Path
@@ -65,6 +66,26 @@ def _sqlite(path: Path) -> dict[str, Any]:
     }
 
 
+def private_folder(path: Path) -> Path:
+    """Create ``path`` (and missing parents) readable by the owner only (0700); a folder that
+    exists already keeps its mode (the administrator chose it)."""
+    if not path.exists():
+        if not path.parent.exists():
+            private_folder(path.parent)
+        path.mkdir(mode=0o700, exist_ok=True)
+        os.chmod(path, 0o700)  # mkdir's mode is filtered by the umask
+    return path
+
+
+def private_file(path: Path) -> None:
+    """Create an empty ``path`` with mode 0600 if it does not exist (SQLite then gives its
+    -wal and -shm files the same mode)."""
+    if not path.exists():
+        path.parent.mkdir(parents=True, exist_ok=True)
+        with contextlib.suppress(FileExistsError):
+            os.close(os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600))
+
+
 def _secret_key(data_dir: Path) -> str:
     if os.environ.get("WEEKE_SECRET_KEY"):
         return os.environ["WEEKE_SECRET_KEY"]
@@ -80,9 +101,11 @@ def build_settings(data_dir: str | os.PathLike[str] | None = None,
                    database_url: str | None = None) -> dict[str, Any]:
     """All Django settings as a dict; creates the data folder on first use."""
     folder = Path(data_dir or os.environ.get("WEEKE_DATA_DIR") or DEFAULT_DATA_DIR).resolve()
-    folder.mkdir(parents=True, exist_ok=True)
+    private_folder(folder)
     url = database_url or os.environ.get("WEEKE_DATABASE_URL") or os.environ.get("DATABASE_URL")
     database = parse_database_url(url, folder) if url else _sqlite(folder / "reading.sqlite3")
+    if database["ENGINE"].endswith("sqlite_backend"):
+        private_file(Path(database["NAME"]))
     hosts = os.environ.get("WEEKE_ALLOWED_HOSTS", "127.0.0.1,localhost,[::1]").split(",")
     secure = os.environ.get("WEEKE_SECURE_COOKIES") == "1"
     return {
@@ -124,6 +147,8 @@ def build_settings(data_dir: str | os.PathLike[str] | None = None,
         "DATABASES": {"default": database},
         "DEFAULT_AUTO_FIELD": "django.db.models.BigAutoField",
         "AUTH_PASSWORD_VALIDATORS": [
+            # the password may not resemble the user name
+            {"NAME": "django.contrib.auth.password_validation.UserAttributeSimilarityValidator"},
             {"NAME": "django.contrib.auth.password_validation.MinimumLengthValidator",
              "OPTIONS": {"min_length": 10}},
             {"NAME": "django.contrib.auth.password_validation.CommonPasswordValidator"},

@@ -7,32 +7,31 @@ read. A case a user may not see answers 404 (its existence is not revealed).
 from __future__ import annotations
 
 import json
-from datetime import timedelta
 from functools import wraps
+from pathlib import Path
 from typing import Any
 
 from django import forms
 from django.conf import settings
 from django.contrib import messages
+from django.contrib.admin.forms import AdminAuthenticationForm
 from django.contrib.auth import views as auth_views
 from django.contrib.auth.decorators import login_required
 from django.contrib.auth.forms import AuthenticationForm
 from django.http import FileResponse, Http404, HttpRequest, HttpResponse, JsonResponse
 from django.shortcuts import get_object_or_404, redirect, render
-from django.utils import timezone
 from django.views.decorators.http import require_GET, require_POST
 
-from weeke_pipeline.reading import audit, services, study
+from weeke_pipeline.reading import audit, services, study, throttle
 from weeke_pipeline.reading.importer import SEQUENCES
 from weeke_pipeline.reading.models import (
     Adjudication,
     Case,
     DatabaseLock,
-    LoginFailure,
     Read,
     ReaderAssignment,
 )
-from weeke_pipeline.reading.signals import client_address
+from weeke_pipeline.reading.throttle import client_address
 
 
 def roles(user: Any) -> set[str]:
@@ -63,22 +62,28 @@ def role_required(*allowed: str):  # type: ignore[no-untyped-def]
 
 # ---------------------------------------------------------------- login with throttling
 
-class ThrottledAuthenticationForm(AuthenticationForm):
-    """Refuses a login once a username or client address has too many recent failures."""
+class ThrottleMixin:
+    """Refuses a login once the (normalised) user name or the client address has too many
+    recent failures (:mod:`weeke_pipeline.reading.throttle`); used by the app's and the admin's
+    login forms."""
 
     def clean(self) -> dict[str, Any]:
-        username = (self.data.get("username") or "")[:150]
-        since = timezone.now() - timedelta(seconds=settings.WEEKE_LOGIN_WINDOW_S)
-        recent = LoginFailure.objects.filter(at__gte=since)
-        if (recent.filter(username=username).count() >= settings.WEEKE_LOGIN_MAX_FAILURES_USER
-                or recent.filter(address=client_address(self.request)).count()
-                >= settings.WEEKE_LOGIN_MAX_FAILURES_IP):
+        username = throttle.normalise_username(self.data.get("username"))
+        try:
+            throttle.check(username, client_address(self.request))
+        except throttle.Throttled as exc:
             audit.record("anonymous", "login.throttled", object_type="user",
                          object_id=username[:64])
-            raise forms.ValidationError(
-                "Too many failed logins: try again in "
-                f"{settings.WEEKE_LOGIN_WINDOW_S // 60} minutes.", code="throttled")
-        return super().clean()
+            raise forms.ValidationError(str(exc), code="throttled") from exc
+        return super().clean()  # type: ignore[misc]
+
+
+class ThrottledAuthenticationForm(ThrottleMixin, AuthenticationForm):
+    """The app's login form."""
+
+
+class ThrottledAdminAuthenticationForm(ThrottleMixin, AdminAuthenticationForm):
+    """The admin site's login form (``admin.site.login_form``): the same limits."""
 
 
 class LoginView(auth_views.LoginView):
@@ -199,6 +204,9 @@ def _json_body(request: HttpRequest) -> dict[str, Any]:
         body = json.loads(request.body or b"{}")
     except (json.JSONDecodeError, UnicodeDecodeError) as exc:
         raise services.ReadingError("the request body is not valid JSON") from exc
+    except RecursionError as exc:  # nested thousands deep: refused, not a server error
+        raise services.ReadingError("the request body is not valid JSON (nested too "
+                                    "deeply)") from exc
     if not isinstance(body, dict):
         raise services.ReadingError("expected a JSON object")
     return body
@@ -219,7 +227,13 @@ def _api(fn):  # type: ignore[no-untyped-def]
             return JsonResponse(fn(request, *args, **kwargs))
         except services.ReadingError as exc:
             return JsonResponse({"error": str(exc), "item": exc.item}, status=exc.status)
+        except Http404 as exc:  # an API answers JSON, also when the case is not found
+            return JsonResponse({"error": str(exc) or "not found", "item": None}, status=404)
     return wrapped
+
+
+#: the actions of the read and consensus APIs ("" = get or autosave the draft)
+ACTIONS = ("", "sign", "revise")
 
 
 def _dispatch(request: HttpRequest, obj: Any, action: str) -> dict[str, Any]:
@@ -233,16 +247,20 @@ def _dispatch(request: HttpRequest, obj: Any, action: str) -> dict[str, Any]:
     if action == "":
         return services.save_draft(obj, request.user, body, _version(body))
     if action == "sign":
-        return services.sign(obj, request.user, body.get("password", ""), _version(body))
+        return services.sign(obj, request.user, body.get("password", ""), _version(body),
+                             address=client_address(request))
     if action == "revise":
         return services.revise(obj, request.user, body, body.pop("reason", ""),
-                               body.pop("password", ""), _version(body))
+                               body.pop("password", ""), _version(body),
+                               address=client_address(request))
     raise Http404
 
 
 @role_required("reader")
 @_api
 def read_api(request: HttpRequest, code: str, action: str = "") -> dict[str, Any]:
+    if action not in ACTIONS:
+        raise Http404("no such action")
     return _dispatch(request, _own_read(request, code), action)
 
 
@@ -273,6 +291,20 @@ def _may_view_images(user: Any, case: Case) -> bool:
                                    or services.needs_adjudication(case))
 
 
+def image_path(case: Case, sequence: str) -> Path | None:
+    """The case's image file, only if it resolves (symbolic links followed) to a file inside
+    ``<data>/images/``; a path edited to lead anywhere else (the secret key, ``../..``, an
+    absolute path, a link) gives None."""
+    root = (Path(settings.WEEKE_DATA_DIR) / "images").resolve()
+    rel = case.images.get(sequence)
+    if not isinstance(rel, str) or not rel:
+        return None
+    path = (Path(settings.WEEKE_DATA_DIR) / rel).resolve()
+    if not path.is_relative_to(root) or path == root or not path.is_file():
+        return None
+    return path
+
+
 @login_required
 @require_GET
 def image(request: HttpRequest, code: str, sequence: str) -> HttpResponse:
@@ -283,7 +315,9 @@ def image(request: HttpRequest, code: str, sequence: str) -> HttpResponse:
         raise Http404("no such image")
     if "coordinator" not in roles(request.user) and sequence not in study.reader_sequences():
         raise Http404("no such image")
-    path = settings.WEEKE_DATA_DIR / case.images[sequence]
+    path = image_path(case, sequence)
+    if path is None:
+        raise Http404("no such image")
     # FileResponse closes the file when the response is done
     response = FileResponse(open(path, "rb"),  # noqa: SIM115
                             content_type="application/octet-stream")
@@ -355,9 +389,10 @@ def _describe(item: Any, value: dict[str, Any] | None) -> str:
 @role_required("adjudicator")
 @_api
 def consensus_api(request: HttpRequest, code: str, action: str = "") -> dict[str, Any]:
+    if action not in ACTIONS:
+        raise Http404("no such action")
     case = _adjudication_case(code)
-    adj = services.get_or_create_adjudication(case, request.user)
-    return _dispatch(request, adj, action)
+    return _dispatch(request, services.get_or_create_adjudication(case, request.user), action)
 
 
 # ---------------------------------------------------------------- coordinator
