@@ -3,7 +3,10 @@
 Environment: ``WEEKE_DATA_DIR`` (data folder: SQLite database, de-identified images, secret key),
 ``WEEKE_DATABASE_URL`` or ``DATABASE_URL`` (``sqlite:///path`` or
 ``postgresql://user:password@host:port/name``; a unix socket as ``?host=/dir``),
-``WEEKE_ALLOWED_HOSTS`` (comma separated), ``WEEKE_SECURE_COOKIES=1`` behind HTTPS.
+``WEEKE_ALLOWED_HOSTS`` (comma separated), ``WEEKE_SECURE_COOKIES=1`` behind HTTPS,
+``WEEKE_TRUSTED_PROXIES`` (comma separated addresses or networks of reverse proxies whose
+``X-Forwarded-For`` gives the client address for the login limits), ``WEEKE_AUDIT_KEY`` (the
+audit chain key, else ``<data>/audit_key``).
 As a settings module (``DJANGO_SETTINGS_MODULE=weeke_pipeline.reading.settings``) it reads the
 environment; :func:`weeke_pipeline.reading.setup` calls :func:`build_settings` directly.
 """
@@ -185,6 +188,11 @@ def build_settings(data_dir: str | os.PathLike[str] | None = None,
         "WEEKE_LOGIN_WINDOW_S": 15 * 60,
         "WEEKE_LOGIN_MAX_FAILURES_USER": 5,
         "WEEKE_LOGIN_MAX_FAILURES_IP": 20,
+        # Reverse proxies whose X-Forwarded-For is believed for the client address (addresses
+        # or networks); empty: REMOTE_ADDR is the client (reading/throttle.py).
+        "WEEKE_TRUSTED_PROXIES": [p.strip() for p in
+                                  os.environ.get("WEEKE_TRUSTED_PROXIES", "").split(",")
+                                  if p.strip()],
     }
 
 
