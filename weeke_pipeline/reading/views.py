@@ -20,7 +20,7 @@ from django.contrib.auth.decorators import login_required
 from django.contrib.auth.forms import AuthenticationForm
 from django.http import FileResponse, Http404, HttpRequest, HttpResponse, JsonResponse
 from django.shortcuts import get_object_or_404, redirect, render
-from django.views.decorators.http import require_GET, require_POST
+from django.views.decorators.http import require_GET, require_POST, require_safe
 
 from weeke_pipeline.reading import audit, services, study, throttle
 from weeke_pipeline.reading.importer import SEQUENCES
@@ -92,6 +92,7 @@ class LoginView(auth_views.LoginView):
     redirect_authenticated_user = True
 
 
+@require_safe
 @login_required
 def home(request: HttpRequest) -> HttpResponse:
     r = roles(request.user)
@@ -127,6 +128,7 @@ def _own_read(request: HttpRequest, code: str) -> Read:
 
 
 @role_required("reader")
+@require_safe
 def worklist(request: HttpRequest) -> HttpResponse:
     rows = []
     assignments = ReaderAssignment.objects.filter(reader=request.user).select_related("case")
@@ -186,6 +188,7 @@ def _page_config(request: HttpRequest, case: Case, obj: Any, api: str,
 
 
 @role_required("reader")
+@require_safe
 def read_page(request: HttpRequest, code: str) -> HttpResponse:
     try:
         read = _own_read(request, code)
@@ -337,6 +340,7 @@ def _adjudication_cases() -> list[dict[str, Any]]:
 
 
 @role_required("adjudicator")
+@require_safe
 def adjudication_list(request: HttpRequest) -> HttpResponse:
     return render(request, "reading/adjudication_list.html",
                   {"rows": _adjudication_cases(), "locked": DatabaseLock.is_locked()})
@@ -350,6 +354,7 @@ def _adjudication_case(code: str) -> Case:
 
 
 @role_required("adjudicator")
+@require_safe
 def adjudication_page(request: HttpRequest, code: str) -> HttpResponse:
     case = _adjudication_case(code)
     try:
@@ -398,6 +403,7 @@ def consensus_api(request: HttpRequest, code: str, action: str = "") -> dict[str
 # ---------------------------------------------------------------- coordinator
 
 @role_required("coordinator")
+@require_safe
 def coordinator(request: HttpRequest) -> HttpResponse:
     rows = []
     for case in Case.objects.prefetch_related("assignments__reader", "reads").order_by("code"):
