@@ -229,9 +229,11 @@ def test_admin_edits_of_cases_and_users_are_in_the_audit_trail(study) -> None:
 # ------------------------------------------------------------------ 5. audit tampering
 
 def _raw(sql: str, params: list | None = None) -> None:  # type: ignore[type-arg]
+    """Run SQL behind Django's back, as a tamperer would; ``%j`` = a JSON parameter."""
     from django.db import connection
 
-    with connection.cursor() as cur:  # behind Django's back, as a tamperer would
+    sql = sql.replace("%j", "%s::jsonb" if connection.vendor == "postgresql" else "%s")
+    with connection.cursor() as cur:
         cur.execute(sql, params or [])
 
 
@@ -280,7 +282,7 @@ def test_rewritten_entry_with_recomputed_keyless_hashes_is_found(study) -> None:
         content = {**fields, "timestamp": e.timestamp.isoformat(timespec="microseconds")}
         digest = hashlib.sha256(json.dumps(content, sort_keys=True, separators=(",", ":"),
                                            ensure_ascii=False).encode()).hexdigest()
-        _raw("UPDATE reading_auditentry SET new = %s, prev_hash = %s, hash = %s WHERE id = %s",
+        _raw("UPDATE reading_auditentry SET new = %j, prev_hash = %s, hash = %s WHERE id = %s",
              [json.dumps(fields["new"]), prev, digest, e.pk])
         prev = digest
     _raw("UPDATE reading_audithead SET last_hash = %s", [prev])
@@ -296,14 +298,14 @@ def test_signed_read_and_setting_edited_in_their_tables_are_found(study) -> None
     study_settings.set_reader_sequences(study["users"]["coord"], "T1w,T2w,ADC,FA", "amendment")
     assert audit.verify().ok
     forged = complete_items(gm_thalamus={"extent": 2, "laterality": 2})
-    _raw(f"UPDATE {Read._meta.db_table} SET items = %s WHERE id = %s",
+    _raw(f"UPDATE {Read._meta.db_table} SET items = %j WHERE id = %s",
          [json.dumps(forged), read.pk])
     result = audit.verify()
     assert not result.ok and "read" in result.problem and str(read.pk) in result.problem
-    _raw(f"UPDATE {Read._meta.db_table} SET items = %s WHERE id = %s",
+    _raw(f"UPDATE {Read._meta.db_table} SET items = %j WHERE id = %s",
          [json.dumps(complete_items()), read.pk])
     assert audit.verify().ok
-    _raw(f"UPDATE {StudySetting._meta.db_table} SET value = %s", [json.dumps(["T1w"])])
+    _raw(f"UPDATE {StudySetting._meta.db_table} SET value = %j", [json.dumps(["T1w"])])
     result = audit.verify()
     assert not result.ok and "reader_sequences" in result.problem
 
