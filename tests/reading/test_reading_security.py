@@ -406,6 +406,7 @@ def test_a_consensus_belongs_to_the_adjudicator_who_opened_it(study, make_user) 
     assert r.status_code == 403
     assert Adjudication.objects.get(case=case).status == "draft"
     assert second.get(f"/adjudication/{case.code}/").status_code == 403
+    assert "another adjudicator" in second.get("/adjudication/").content.decode()
     r = post_json(first, url, {**complete_items(), "version": 1})
     r = post_json(first, url + "/sign", {"password": PASSWORD, "version": r.json()["version"]})
     assert r.status_code == 200
@@ -462,6 +463,17 @@ def test_users_add_refuses_bad_names_and_passwords(db, capsys, monkeypatch, user
     rc, _, err = cli(capsys, Path(settings.WEEKE_DATA_DIR), "users", "add", username,
                      "--role", "reader")
     assert rc != 0 and message in err, err
+    assert not get_user_model().objects.filter(username=username).exists()
+
+
+@pytest.mark.parametrize("username", ["r1é", "r1 x", "<b>r1</b>", "_r1"])
+def test_admin_refuses_the_same_user_names(study, username) -> None:
+    from django.contrib.auth import get_user_model
+
+    r = client_for(study["users"]["coord"]).post("/admin/auth/user/add/", {
+        "username": username, "password1": "a-long-enough-password-1",
+        "password2": "a-long-enough-password-1", "usable_password": "true"})
+    assert r.status_code == 200 and "ASCII letters" in r.content.decode()
     assert not get_user_model().objects.filter(username=username).exists()
 
 

@@ -45,26 +45,6 @@ def _password(args: argparse.Namespace) -> str:
     return first
 
 
-class _UsernameValidator:
-    """Django's ASCII user-name rule (letters, digits and ``@.+-_``, 1-150 characters: no
-    spaces, no markup, no look-alike Unicode), plus: starts with a letter or digit."""
-
-    message = ("use 1-150 ASCII letters, digits and @ . + - _ , starting with a letter or "
-               "digit (no spaces)")
-
-    def __call__(self, value: str) -> None:
-        from django.contrib.auth.validators import ASCIIUsernameValidator
-        from django.core.exceptions import ValidationError
-
-        if not value or len(value) > 150 or not value[0].isalnum():
-            raise ValidationError(self.message)
-        try:
-            ASCIIUsernameValidator()(value)
-        except ValidationError as exc:
-            raise ValidationError(self.message) from exc
-
-
-USERNAME_VALIDATOR = _UsernameValidator()
 
 
 def run(args: argparse.Namespace) -> int:
@@ -92,6 +72,8 @@ def run(args: argparse.Namespace) -> int:
         ensure_unlocked()
     except ReadingError as exc:
         raise UsageError(f"{exc}: no account added") from exc
+    from weeke_pipeline.reading.accounts import USERNAME_VALIDATOR
+
     try:
         USERNAME_VALIDATOR(args.username)
     except ValidationError as exc:

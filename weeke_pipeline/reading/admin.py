@@ -23,6 +23,7 @@ from django.contrib.auth.admin import GroupAdmin, UserAdmin
 from django.contrib.auth.models import Group
 
 from weeke_pipeline.reading import audit, models
+from weeke_pipeline.reading.accounts import USERNAME_VALIDATOR
 from weeke_pipeline.reading.views import ThrottledAdminAuthenticationForm
 
 admin.site.login_form = ThrottledAdminAuthenticationForm
@@ -115,7 +116,15 @@ class AssignmentAdmin(AuditedAdmin):
 
 
 class AuditedUserAdmin(AuditedAdmin, UserAdmin):
-    """Django's user admin, locked and audited like the rest."""
+    """Django's user admin, locked and audited like the rest; user names follow the same rule
+    as ``weeke users add``."""
+
+    def get_form(self, request: Any, obj: Any = None, **kwargs: Any) -> Any:
+        form = super().get_form(request, obj, **kwargs)
+        field = form.base_fields.get("username")
+        if field is not None and USERNAME_VALIDATOR not in field.validators:
+            field.validators.append(USERNAME_VALIDATOR)
+        return form
 
 
 class AuditedGroupAdmin(AuditedAdmin, GroupAdmin):

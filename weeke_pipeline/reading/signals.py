@@ -60,14 +60,16 @@ def _guard(sender: Any, **kwargs: Any) -> None:
     """Backstop of the lock for every ``save()``/``delete()`` of a case, assignment, read,
     setting, user or group, whatever calls it (CLI, admin, a script): the services refuse
     earlier with a clear message; this makes a path that forgot to ask fail too. Logging in
-    (which saves ``last_login`` only) stays possible."""
+    stays possible: it saves ``last_login`` only, or ``password`` only when Django re-hashes
+    the same password with stronger parameters (a password *change* saves more fields or goes
+    through the admin, which the lock refuses)."""
     meta = sender._meta
     if meta.app_label not in _GUARDED_APPS or meta.model_name in _WRITABLE_WHEN_LOCKED:
         return
     if meta.model_name in ("permission",):
         return
-    if set(kwargs.get("update_fields") or ()) == {"last_login"}:
-        return
+    if set(kwargs.get("update_fields") or ()) in ({"last_login"}, {"password"}):
+        return  # login bookkeeping: last_login, and Django re-hashing the same password
     from weeke_pipeline.reading.models import DatabaseLock
     from weeke_pipeline.reading.services import Locked
 

@@ -330,12 +330,15 @@ def image(request: HttpRequest, code: str, sequence: str) -> HttpResponse:
 
 # ---------------------------------------------------------------- adjudicator
 
-def _adjudication_cases() -> list[dict[str, Any]]:
+def _adjudication_cases(user: Any) -> list[dict[str, Any]]:
     rows = []
     for case in Case.objects.order_by("code"):
         adj = Adjudication.objects.filter(case=case).first()
         if adj is not None or services.needs_adjudication(case):
-            rows.append({"case": case, "status": adj.status if adj else "to do"})
+            status = "to do" if adj is None else adj.status
+            if adj is not None and adj.adjudicator_id != user.pk:
+                status += " (another adjudicator's)"
+            rows.append({"case": case, "status": status})
     return rows
 
 
@@ -343,7 +346,7 @@ def _adjudication_cases() -> list[dict[str, Any]]:
 @require_safe
 def adjudication_list(request: HttpRequest) -> HttpResponse:
     return render(request, "reading/adjudication_list.html",
-                  {"rows": _adjudication_cases(), "locked": DatabaseLock.is_locked()})
+                  {"rows": _adjudication_cases(request.user), "locked": DatabaseLock.is_locked()})
 
 
 def _adjudication_case(code: str) -> Case:
