@@ -358,6 +358,10 @@ def test_audit_head_and_expect_head_from_the_cli(study, capsys) -> None:
     assert ":" in head
     rc, out, _ = cli(capsys, data, "audit", "verify", "--expect-head", head)
     assert rc == 0 and "intact" in out
+    page = client_for(study["users"]["coord"]).get("/coordinator/").content.decode()
+    from weeke_pipeline.reading import audit
+
+    assert f'<code id="audit-head">{audit.head()}</code>' in page  # (the login moved it)
     from weeke_pipeline.reading.models import AuditEntry
 
     last = AuditEntry.objects.order_by("-id").first()
