@@ -98,10 +98,10 @@ def _is_login_redirect(response) -> bool:  # type: ignore[no-untyped-def]
 def test_every_url_for_every_role_and_anonymous(study) -> None:
     urls = _urls(study)
     assert {name for name, _ in urls} == set(GET), "a URL without a policy in GET"
+    clients = {role: _client(study, role) for role in ROLES}  # GETs do not change a session
     for name, path in urls:
         for role in ROLES:
-            client = _client(study, role)
-            r = client.get(path)
+            r = clients[role].get(path)
             want = GET[name].get(role, "login")
             where = f"{role} GET {path}"
             assert r.status_code != 500, where
@@ -165,9 +165,10 @@ def test_admin_pages_for_every_role_and_anonymous(study) -> None:
 
     pages = _admin_urls(study)
     assert len(pages) > 30
+    clients = {role: _client(study, role) for role in ROLES}  # GETs do not change a session
     for _what, path, editable in pages:
         for role in ROLES:
-            r = _client(study, role).get(path)
+            r = clients[role].get(path)
             where = f"{role} GET {path}"
             assert r.status_code != 500, where
             if role != "coord":  # only the coordinator is staff
