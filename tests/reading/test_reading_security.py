@@ -348,6 +348,14 @@ def test_a_trail_from_before_the_key_is_upgraded_and_stays_checked(study) -> Non
     assert not result.ok and result.entry_id == key_entry.pk
 
 
+def test_a_wrong_audit_key_is_named(study, monkeypatch) -> None:
+    from weeke_pipeline.reading import audit
+
+    monkeypatch.setenv("WEEKE_AUDIT_KEY", "not-the-key-the-trail-was-written-with")
+    result = audit.verify()
+    assert not result.ok and "not the one this trail was written with" in result.problem
+
+
 def test_audit_head_and_expect_head_from_the_cli(study, capsys) -> None:
     from django.conf import settings
 

@@ -101,6 +101,12 @@ def entry_hash(key: bytes | None = None, **fields: Any) -> str:
     return hmac.new(key, content, hashlib.sha256).hexdigest()
 
 
+def _fingerprint(key: bytes) -> str:
+    """First 16 hex digits of SHA-256(key): tells a wrong key from tampering, reveals nothing
+    usable about the key."""
+    return hashlib.sha256(key).hexdigest()[:16]
+
+
 def _append(head: AuditHead, key: bytes, fields: dict[str, Any]) -> AuditEntry:
     fields = {**fields, "timestamp": timezone.now(), "prev_hash": head.last_hash}
     entry = AuditEntry(**fields, hash=entry_hash(key, **fields))
@@ -132,7 +138,7 @@ def _key_for(head: AuditHead) -> bytes:
     _append(head, key, {"actor": "system", "action": KEY_ACTION, "object_type": "audit",
                         "object_id": "chain", "old": None, "reason": "",
                         "new": {"previous_entries": n, "previous_head": head.last_hash,
-                                "key_sha256": hashlib.sha256(key).hexdigest()[:16]}})
+                                "key_sha256": _fingerprint(key)}})
     head.keyed = True
     return key
 
@@ -214,6 +220,10 @@ def verify(expect_head: str | None = None) -> VerifyResult:
                 return VerifyResult(False, n, "the key entry does not match the entries "
                                     "before it (earlier entries were changed)", entry.id)
             keyed = True
+            if (entry.new or {}).get("key_sha256") != _fingerprint(key):
+                return VerifyResult(False, n, "the audit key is not the one this trail was "
+                                    f"written with (check {key_path()} or WEEKE_AUDIT_KEY)",
+                                    entry.id)
         if not hmac.compare_digest(entry_hash(key if keyed else None, **_fields(entry)),
                                    entry.hash):
             return VerifyResult(False, n, "content does not match its hash (entry was altered)",
