@@ -40,8 +40,9 @@ class Throttled(Exception):
 
 
 def normalise_username(raw: Any) -> str:
-    """The user name as Django's login form cleans it: NFKC, stripped, at most 150 characters."""
-    return unicodedata.normalize("NFKC", str(raw or "")).strip()[:150]
+    """The user name as Django's login form cleans it (``CharField`` strips white space, then
+    ``UsernameField`` applies NFKC), at most 150 characters."""
+    return unicodedata.normalize("NFKC", str(raw or "").strip())[:150]
 
 
 def trusted_proxies() -> list[ipaddress.IPv4Network | ipaddress.IPv6Network]:
