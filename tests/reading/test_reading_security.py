@@ -310,7 +310,26 @@ def test_signed_read_and_setting_edited_in_their_tables_are_found(study) -> None
     assert not result.ok and "reader_sequences" in result.problem
 
 
-def test_a_trail_from_before_the_key_is_upgraded_and_stays_checked(study) -> None:
+def test_case_ages_edited_in_the_table_are_found(study) -> None:
+    from weeke_pipeline.reading import audit
+    from weeke_pipeline.reading.models import Case
+
+    case = study["shared"]
+    client_for(study["users"]["coord"]).post(f"/admin/reading/case/{case.pk}/change/",
+                                             {"pma_weeks": 41, "pma_days": 2, "day_of_life": 9})
+    assert audit.verify().ok  # the admin's change is in the trail
+    _raw(f"UPDATE {Case._meta.db_table} SET day_of_life = 30 WHERE id = %s", [case.pk])
+    result = audit.verify()
+    assert not result.ok and case.code in result.problem and "day_of_life" in result.problem
+    _raw(f"UPDATE {Case._meta.db_table} SET day_of_life = 9 WHERE id = %s", [case.pk])
+    assert audit.verify().ok
+    _raw(f"INSERT INTO {Case._meta.db_table} (code, subject, sequences, images, imported_at) "
+         "VALUES ('WK-FAKE00', 'INSERTED', %j, %j, %s)", ['["T2w"]', "{}", "2026-01-01"])
+    result = audit.verify()
+    assert not result.ok and "WK-FAKE00" in result.problem
+
+
+def test_a_trail_from_before_the_key_is_upgraded_and_stays_checked(db) -> None:
     from django.utils import timezone
 
     from weeke_pipeline.reading import audit

@@ -18,7 +18,8 @@ What :func:`verify` checks, and what it needs:
   stored head updated) or rewritten before it;
 * that the data equal what the trail says: every signed read and consensus holds the items of
   its last ``*.sign``/``*.revise`` entry, every study setting the value of its last
-  ``study.setting`` entry (an edit of the read or setting tables behind the app's back).
+  ``study.setting`` entry, every case the age, day of life and sequences of its ``case.import``
+  entry and later admin changes (an edit of these tables behind the app's back).
 
 Databases from before the key (chained with plain SHA-256, the formula used to be published
 without a key): the first write after the upgrade (every ``weeke`` reading command migrates and
@@ -206,6 +207,7 @@ def verify(expect_head: str | None = None) -> VerifyResult:
     prev, n, keyed = GENESIS, 0, False
     signed: dict[tuple[str, str], Any] = {}
     setting: dict[str, Any] = {}
+    cases: dict[str, dict[str, Any]] = {}
     for entry in AuditEntry.objects.order_by("id").iterator():
         n += 1
         if entry.prev_hash != prev:
@@ -237,6 +239,8 @@ def verify(expect_head: str | None = None) -> VerifyResult:
             signed[(kind, entry.object_id)] = (entry.new or {}).get("items")
         elif entry.action == "study.setting":
             setting[entry.object_id] = (entry.new or {}).get(entry.object_id)
+        elif entry.object_type == "case" and entry.action in ("case.import", "admin.change"):
+            _replay_case(cases, entry)
     if n == 0:
         if key is not None:
             return VerifyResult(False, 0, "the trail is empty although an audit key exists "
@@ -251,7 +255,7 @@ def verify(expect_head: str | None = None) -> VerifyResult:
     head = AuditHead.objects.filter(pk=1).first()
     if head is not None and head.last_hash != prev:
         return VerifyResult(False, n, "the last entries were removed (chain head mismatch)")
-    problem = _data_problem(signed, setting)
+    problem = _data_problem(signed, setting) or _case_problem(cases)
     if problem:
         return VerifyResult(False, n, problem)
     return VerifyResult(True, n, head=f"{n}:{prev}")
@@ -277,6 +281,43 @@ def _data_problem(signed: dict[tuple[str, str], Any], setting: dict[str, Any]) -
         if study.get(name) != expected:
             return (f"study setting {name} is {study.get(name)!r} but the audit trail says "
                     f"{expected!r} (edited in the database)")
+    return ""
+
+
+#: the case fields the trail records (import, then admin changes)
+CASE_FIELDS = ("pma_weeks", "pma_days", "day_of_life")
+
+
+def _replay_case(cases: dict[str, dict[str, Any]], entry: AuditEntry) -> None:
+    """Apply a ``case.import`` or an admin change of a case to its expected state."""
+    new = entry.new or {}
+    if entry.action == "case.import":
+        pma = str(new.get("pma", "n/a"))
+        weeks, _, days = pma.partition("+")
+        cases[entry.object_id] = {
+            "pma_weeks": int(weeks) if weeks.isdigit() else None,
+            "pma_days": int(days) if days.isdigit() else None,
+            "day_of_life": new.get("day_of_life"), "sequences": new.get("sequences")}
+    elif entry.object_id in cases:
+        cases[entry.object_id].update({k: v for k, v in new.items() if k in CASE_FIELDS})
+
+
+def _case_problem(cases: dict[str, dict[str, Any]]) -> str:
+    """The first case whose age, day of life or sequences differ from its import and admin
+    changes in the trail, or that has no import entry (added behind the app's back)."""
+    from weeke_pipeline.reading.models import Case
+
+    for code, *values in Case.objects.values_list("code", *CASE_FIELDS, "sequences"):
+        want = cases.get(code)
+        if want is None:
+            return f"case {code} has no import entry in the audit trail (added in the database)"
+        have = dict(zip((*CASE_FIELDS, "sequences"), values, strict=True))
+        if have["pma_weeks"] is not None and want["pma_days"] is None:
+            want = {**want, "pma_days": have["pma_days"]}  # an age entered without days
+        differ = [k for k in have if have[k] != want[k]]
+        if differ:
+            return (f"case {code}: {', '.join(differ)} differ from the audit trail (edited in "
+                    "the database)")
     return ""
 
 
