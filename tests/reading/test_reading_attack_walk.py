@@ -144,12 +144,13 @@ def _admin_urls(study) -> list[tuple[str, str, bool]]:  # type: ignore[no-untype
     from django.contrib import admin
     from django.urls import reverse
 
-    from weeke_pipeline.reading.admin import ReadOnlyAdmin
+    from weeke_pipeline.reading.admin import AdjudicationAdmin, ReadOnlyAdmin
 
     out = [("index", reverse("admin:index"), True)]
     for model, model_admin in admin.site._registry.items():
         info = (model._meta.app_label, model._meta.model_name)
-        editable = not isinstance(model_admin, ReadOnlyAdmin)
+        # no add or delete: read-only models, and consensus reads (hand-over only)
+        editable = not isinstance(model_admin, ReadOnlyAdmin | AdjudicationAdmin)
         obj = model.objects.order_by("pk").first()
         out += [("changelist", reverse(f"admin:{info[0]}_{info[1]}_changelist"), True),
                 ("add", reverse(f"admin:{info[0]}_{info[1]}_add"), editable)]

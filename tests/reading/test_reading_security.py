@@ -447,6 +447,35 @@ def test_a_consensus_belongs_to_the_adjudicator_who_opened_it(study, make_user) 
     assert rec["reader"] == rater_pseudonym(u["adj"])
 
 
+def test_the_coordinator_hands_a_draft_consensus_to_another_adjudicator(study, make_user):
+    from weeke_pipeline.reading.models import Adjudication, AuditEntry
+
+    case, u = study["shared"], study["users"]
+    sign(u["reader1"], case, complete_items(gm_thalamus={"extent": 1, "laterality": 2}))
+    sign(u["reader2"], case, complete_items())
+    adj2 = make_user("adj2", "adjudicator")
+    assert client_for(u["adj"]).get(f"/adjudication/{case.code}/").status_code == 200
+    adj = Adjudication.objects.get(case=case)
+    coord = client_for(u["coord"])
+    change = f"/admin/reading/adjudication/{adj.pk}/change/"
+    r = coord.post(change, {"adjudicator": u["reader1"].pk})  # not an adjudicator: refused
+    assert r.status_code == 200 and Adjudication.objects.get(case=case).adjudicator == u["adj"]
+    r = coord.post(f"/admin/reading/adjudication/{adj.pk}/change/", {"adjudicator": adj2.pk})
+    assert r.status_code == 302
+    entry = AuditEntry.objects.get(action="admin.change", object_type="adjudication")
+    assert entry.old == {"adjudicator": "adj"} and entry.new == {"adjudicator": "adj2"}
+    url = f"/api/case/{case.code}/consensus"
+    assert post_json(client_for(u["adj"]), url, {**complete_items(), "version": 1}
+                     ).status_code == 403
+    r = post_json(client_for(adj2), url, {**complete_items(), "version": 1})
+    r = post_json(client_for(adj2), url + "/sign", {"password": PASSWORD,
+                                                    "version": r.json()["version"]})
+    assert r.status_code == 200
+    r = coord.post(f"/admin/reading/adjudication/{adj.pk}/change/", {"adjudicator": u["adj"].pk})
+    assert r.status_code == 403  # a signed consensus is not handed over
+    assert Adjudication.objects.get(case=case).adjudicator == adj2
+
+
 # ------------------------------------------------------------------ 9. formulas in exports
 
 def test_exports_neutralise_spreadsheet_formulas(study, capsys, tmp_path) -> None:

@@ -154,8 +154,29 @@ class ReadAdmin(ReadOnlyAdmin):
 
 
 @admin.register(models.Adjudication)
-class AdjudicationAdmin(ReadOnlyAdmin):
+class AdjudicationAdmin(AuditedAdmin):
+    """Read-only, except handing a consensus still in draft to another adjudicator (a
+    consensus belongs to one adjudicator: only they can save and sign it)."""
+
     list_display = ("case", "adjudicator", "status", "signed_at")
+    fields = ("case", "adjudicator", "status", "signed_at")
+    readonly_fields = ("case", "status", "signed_at")
+
+    def has_add_permission(self, request: Any, *args: Any) -> bool:
+        return False
+
+    def has_delete_permission(self, request: Any, obj: Any = None) -> bool:
+        return False
+
+    def has_change_permission(self, request: Any, obj: Any = None) -> bool:
+        return (super().has_change_permission(request, obj)
+                and (obj is None or obj.status == models.ReadBase.DRAFT))
+
+    def formfield_for_foreignkey(self, db_field: Any, request: Any, **kwargs: Any) -> Any:
+        if db_field.name == "adjudicator":
+            kwargs["queryset"] = get_user_model().objects.filter(
+                groups__name="adjudicator", is_active=True).order_by("username")
+        return super().formfield_for_foreignkey(db_field, request, **kwargs)
 
 
 @admin.register(models.ReadRevision)
