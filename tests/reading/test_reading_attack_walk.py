@@ -41,11 +41,15 @@ GET: dict[str, dict[str, int | str]] = {
                          "analyst": 403},
     "coordinator_settings": {"reader2": 403, "reader3": 403, "adj": 403, "coord": 405,
                              "analyst": 403},
+    "next_case": {"reader2": 302, "reader3": 302, "adj": 302, "coord": 403, "analyst": 403},
+    "preferences_api": {"reader2": 200, "reader3": 200, "adj": 200, "coord": 403,
+                        "analyst": 403},
 }
 #: who may POST to a URL name at all (everyone else must be refused and change nothing)
 POST_AUDIENCE = {"login": set(ROLES), "logout": set(ROLES),
                  "read_api": {"reader2"}, "read_action": {"reader2"},
                  "score_api": {"reader2", "reader3", "adj"}, "coordinator_lock": {"coord"},
+                 "preferences_api": {"reader2", "reader3", "adj"},
                  "coordinator_settings": {"coord"}}
 REFUSED = {302, 403, 404, 405}
 SECRETS = ("TESTID", "MRN4471", "DOE^JANE")

@@ -459,6 +459,41 @@ def _html_table(df: pd.DataFrame) -> str:
     return f"<table><thead><tr>{head}</tr></thead><tbody>{body}</tbody></table>"
 
 
+def reading_time_table(reads_long_df: pd.DataFrame) -> pd.DataFrame:
+    """Per reader (pseudonym) over their signed, timed reads: number of reads, median and
+    interquartile range of the reading time and of the active time, in seconds."""
+    cols = ["reader", "n_reads", "reading_s_median", "reading_s_q1", "reading_s_q3",
+            "active_s_median", "active_s_q1", "active_s_q3"]
+    if "active_seconds" not in reads_long_df:
+        return pd.DataFrame(columns=cols)
+    reads = (reads_long_df[reads_long_df["status"] == "signed"]
+             .drop_duplicates(["reading_code", "kind", "read_number", "reader"]))
+    reads = reads[reads["active_seconds"].notna()]
+    rows = []
+    for reader, g in reads.groupby("reader", sort=True):
+        wall = g["reading_seconds"].dropna().astype(float)
+        act = g["active_seconds"].astype(float)
+        q = [float(x) if len(wall) else float("nan") for x in wall.quantile([0.5, 0.25, 0.75])]
+        rows.append([str(reader), len(g), *q, *(float(x) for x in act.quantile([0.5, 0.25,
+                                                                                  0.75]))])
+    return pd.DataFrame(rows, columns=cols)
+
+
+def reading_time_dictionary() -> dict[str, Any]:
+    """Data dictionary of ``reading_time.tsv``."""
+    from weeke_pipeline.analysis.tables import _col
+
+    d = {"reader": _col("Reader pseudonym", "string"),
+         "n_reads": _col("Signed reads with a recorded reading time", "integer", minimum=0)}
+    for key, what in (("reading", "reading time (first opening to signature, wall time)"),
+                      ("active", "active reading time (idle gaps left out)")):
+        for stat, label in (("median", "median"), ("q1", "first quartile"),
+                            ("q3", "third quartile")):
+            d[f"{key}_s_{stat}"] = _col(f"{label.capitalize()} of the {what}", "number",
+                                        units="s", minimum=0)
+    return d
+
+
 def write_agreement_report(reads_long_df: pd.DataFrame, out_dir: str | Path, *, form: Any = None,
                            n_boot: int = DEFAULT_N_BOOT, seed: int = DEFAULT_SEED,
                            index_agreement: pd.DataFrame | None = None) -> dict[str, Path]:
@@ -524,6 +559,14 @@ def write_agreement_report(reads_long_df: pd.DataFrame, out_dir: str | Path, *, 
     for name, png in figs:
         parts.append(f"<h3>{html.escape(name)}</h3><img src='{html.escape(png)}' "
                      f"alt='Bland-Altman plot of {html.escape(name)}' width='480'>")
+    times = reading_time_table(reads_long_df)
+    if len(times):
+        paths["reading_time"] = tb.write_table(times, out / "reading_time.tsv",
+                                               reading_time_dictionary())
+        parts += ["<h2>Reading time per reader</h2><p>Signed reads. Reading time: first opening "
+                  "to signature (wall time). Active time: gaps longer than the hanging "
+                  "protocol's idle threshold left out (docs/reading.md).</p>",
+                  _html_table(times)]
     if index_agreement is not None and len(index_agreement):
         parts += ["<h2>Automated injury index vs consensus (analysts and QC only)</h2>",
                   _html_table(index_agreement)]

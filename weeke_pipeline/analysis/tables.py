@@ -12,6 +12,9 @@ form_id            scoring form id, e.g. ``weeke-consensus-2025``
 form_version       form version, e.g. ``1.0.0``
 status             ``signed`` or ``draft``
 signed_at          ISO 8601 time of signature, or NA
+opened_at          ISO 8601 time the reader first opened the case, or NA
+reading_seconds    signed_at - opened_at in seconds (wall time, breaks included), or NA
+active_seconds     active reading time in seconds (idle gaps over the threshold left out)
 item               form item id
 item_state         ``scored``, ``not_assessable`` or ``missing``
 extent             0..n (nullable integer)
@@ -19,10 +22,12 @@ laterality         0 (none), 1 (unilateral), 2 (bilateral); NA on non-lateralise
 item_score         extent + laterality (nullable integer), as the score engine computes it
 assessable         True / False / NA (missing)
 reason             why not assessable, else NA
+item_seconds       active seconds spent on this item, or NA (read made before timing existed)
 =================  ==========================================================================
 
 **reads wide**: one row per read: the identifying columns above (without item columns), then per
-item ``<item>_ext``, ``<item>_lat``, ``<item>_score``, ``<item>_assess``, ``<item>_reason``; per
+item ``<item>_ext``, ``<item>_lat``, ``<item>_score``, ``<item>_assess``, ``<item>_reason``,
+``<item>_seconds``; per
 subscore ``<sub>`` and ``<sub>_complete``; ``total``, ``complete``. Scores come from the score
 engine (:func:`weeke_pipeline.scoring.score_items`), never re-added by hand.
 
@@ -44,11 +49,13 @@ import numpy as np
 import pandas as pd
 
 READ_ID_COLUMNS = ("reading_code", "reader", "read_number", "kind", "form_id", "form_version",
-                   "status", "signed_at")
+                   "status", "signed_at", "opened_at", "reading_seconds", "active_seconds")
 ITEM_COLUMNS = ("item", "item_state", "extent", "laterality", "item_score", "assessable",
-                "reason")
+                "reason", "item_seconds")
 READS_LONG_COLUMNS = READ_ID_COLUMNS + ITEM_COLUMNS
-ITEM_SUFFIXES = ("ext", "lat", "score", "assess", "reason")
+ITEM_SUFFIXES = ("ext", "lat", "score", "assess", "reason", "seconds")
+#: columns of the reading time (float seconds)
+TIME_COLUMNS = ("reading_seconds", "active_seconds")
 DEFAULT_SEED = 20240601
 
 
@@ -79,25 +86,37 @@ def reads_long_from_records(records: Iterable[Mapping[str, Any]]) -> pd.DataFram
         ident = {c: rec.get(c) for c in READ_ID_COLUMNS}
         for it in form.items:
             s = res.items.get(it.id)
+            sec = _item_seconds(rec, it.id)
             if s is None:
                 rows.append({**ident, "item": it.id, "item_state": "missing", "extent": None,
                              "laterality": None, "item_score": None, "assessable": None,
-                             "reason": None})
+                             "reason": None, "item_seconds": sec})
             elif not s.assessable:
                 rows.append({**ident, "item": it.id, "item_state": "not_assessable",
                              "extent": None, "laterality": None, "item_score": None,
-                             "assessable": False, "reason": s.reason})
+                             "assessable": False, "reason": s.reason, "item_seconds": sec})
             else:
                 rows.append({**ident, "item": it.id, "item_state": "scored", "extent": s.extent,
                              "laterality": s.laterality, "item_score": s.score,
-                             "assessable": True, "reason": None})
+                             "assessable": True, "reason": None, "item_seconds": sec})
     return _typed_long(pd.DataFrame(rows, columns=list(READS_LONG_COLUMNS)))
+
+
+def _item_seconds(rec: Mapping[str, Any], item: str) -> float | None:
+    """Active seconds on ``item``: 0 when the read was timed but the item never had the
+    reader's attention, None when the read has no timing (made before it was recorded)."""
+    per_item = rec.get("item_seconds")
+    if per_item is None:
+        return None
+    return float(per_item.get(item, 0.0))
 
 
 def _typed_long(df: pd.DataFrame) -> pd.DataFrame:
     df = df.copy()
     for c in ("read_number", "extent", "laterality", "item_score"):
         df[c] = pd.array(df[c], dtype="Int64")
+    for c in (*TIME_COLUMNS, "item_seconds"):
+        df[c] = pd.array(pd.to_numeric(df[c], errors="coerce"), dtype="Float64")
     df["assessable"] = pd.array(df["assessable"], dtype="boolean")
     for c in ("reading_code", "reader", "kind", "form_id", "form_version", "status", "item",
               "item_state"):
@@ -130,10 +149,12 @@ def long_to_records(long: pd.DataFrame) -> list[dict[str, Any]]:
 
     out = []
     state, item, reason = cols["item_state"], cols["item"], cols["reason"]
-    extent, lat = cols["extent"], cols["laterality"]
+    extent, lat, secs = cols["extent"], cols["laterality"], cols["item_seconds"]
     for k in sorted(groups, key=order):
         rows = groups[k]
         rec = {c: cols[c][rows[0]] for c in READ_ID_COLUMNS}
+        timed = {item[i]: float(secs[i]) for i in rows if secs[i] is not None}
+        rec["item_seconds"] = timed or None
         items: dict[str, Any] = {}
         for i in rows:
             if state[i] == "missing":
@@ -179,6 +200,7 @@ def _wide_row(rec: Mapping[str, Any], form: Any) -> dict[str, Any]:
         row[f"{it.id}_score"] = s.score if s else None
         row[f"{it.id}_assess"] = s.assessable if s else None
         row[f"{it.id}_reason"] = s.reason if s else None
+        row[f"{it.id}_seconds"] = _item_seconds(rec, it.id)
     for sub in form.subscores:
         row[sub.id] = res.subscores[sub.id]
         row[f"{sub.id}_complete"] = res.subscores_complete[sub.id]
@@ -219,6 +241,9 @@ def _typed_wide(df: pd.DataFrame, form: Any) -> pd.DataFrame:
     for c in bools:
         if c in df:
             df[c] = pd.array(df[c], dtype="boolean")
+    for c in [*TIME_COLUMNS, *(f"{it.id}_seconds" for it in form.items)]:
+        if c in df:
+            df[c] = pd.array(pd.to_numeric(df[c], errors="coerce"), dtype="Float64")
     return df
 
 
@@ -228,6 +253,8 @@ def wide_to_long(wide: pd.DataFrame, form: Any) -> pd.DataFrame:
     recs = []
     for r in wide.to_dict("records"):
         items: dict[str, Any] = {}
+        timed = {it.id: float(r[f"{it.id}_seconds"]) for it in form.items
+                 if _py(r.get(f"{it.id}_seconds")) is not None}
         for it in form.items:
             assess = r.get(f"{it.id}_assess")
             if assess is None or pd.isna(assess):
@@ -241,7 +268,8 @@ def wide_to_long(wide: pd.DataFrame, form: Any) -> pd.DataFrame:
             if it.lateralised and e > 0:
                 entry["laterality"] = int(lat)
             items[it.id] = entry
-        recs.append({**{c: _py(r.get(c)) for c in READ_ID_COLUMNS}, "items": items})
+        recs.append({**{c: _py(r.get(c)) for c in READ_ID_COLUMNS}, "items": items,
+                     "item_seconds": timed or None})
     return reads_long_from_records(recs)
 
 
@@ -271,6 +299,7 @@ def consensus(long: pd.DataFrame, form: Any = None, *,
     signed = long[long["status"] == "signed"]
     recs = long_to_records(signed)
     cache: dict[tuple[str, str], Any] = {}
+    cons_cols: set[str] = set()
     by_case: dict[str, list[dict[str, Any]]] = {}
     for r in recs:
         by_case.setdefault(str(r["reading_code"]), []).append(r)
@@ -290,11 +319,13 @@ def consensus(long: pd.DataFrame, form: Any = None, *,
         base = chosen or (rs[0] if rs else None)
         if f is None and base is not None:
             f = _form(base["form_id"], base["form_version"], cache)
+        if f is not None:
+            cons_cols = set(_consensus_columns(f))
         row: dict[str, Any] = {"reading_code": code, "consensus_source": source,
                                "n_reads": len(reads)}
         if chosen is not None:
             w = _wide_row(chosen, f)
-            row.update({k: v for k, v in w.items() if k not in READ_ID_COLUMNS})
+            row.update({k: v for k, v in w.items() if k in cons_cols})
             row["form_id"], row["form_version"] = chosen["form_id"], chosen["form_version"]
         elif base is not None:
             row["form_id"], row["form_version"] = base["form_id"], base["form_version"]
@@ -306,9 +337,15 @@ def consensus(long: pd.DataFrame, form: Any = None, *,
         form = _form(*next(iter(forms)), cache) if forms else None
     cols = ["reading_code", "consensus_source", "n_reads", "form_id", "form_version"]
     if form is not None:
-        cols += wide_columns(form)[len(READ_ID_COLUMNS):]
+        cols += _consensus_columns(form)
     out = pd.DataFrame(rows).reindex(columns=cols)
     return _typed_wide(out, form) if form is not None else out
+
+
+def _consensus_columns(form: Any) -> list[str]:
+    """The wide item/subscore/total columns a consensus row carries (not the reading time of
+    whichever read was chosen: reading time belongs to reads, in the long and wide tables)."""
+    return [c for c in wide_columns(form)[len(READ_ID_COLUMNS):] if not c.endswith("_seconds")]
 
 
 # --------------------------------------------------------------------------- dictionaries
@@ -346,6 +383,13 @@ def _id_dictionary() -> dict[str, Any]:
         "status": _col("Read status", "string", levels={"signed": "signed by the reader",
                                                         "draft": "not yet signed"}),
         "signed_at": _col("Time of signature (ISO 8601, UTC); n/a when not signed", "string"),
+        "opened_at": _col("Time the reader first opened the case (ISO 8601, UTC); n/a for "
+                          "reads made before reading time was recorded", "string"),
+        "reading_seconds": _col("Reading time: signed_at - opened_at (wall time, breaks "
+                                "included); n/a until signed", "number", units="s", minimum=0),
+        "active_seconds": _col("Active reading time: time between consecutive reader actions, "
+                               "gaps longer than the hanging protocol's idle threshold (60 s by "
+                               "default) left out", "number", units="s", minimum=0),
     }
 
 
@@ -367,6 +411,9 @@ def reads_long_dictionary(form: Any) -> dict[str, Any]:
                            "integer", units="points", minimum=0),
         "assessable": _col("Item could be assessed (n/a when missing)", "boolean"),
         "reason": _col("Reason the item is not assessable", "string"),
+        "item_seconds": _col("Active seconds the reader spent on this item (0: never on it; "
+                             "n/a: read made before reading time was recorded)", "number",
+                             units="s", minimum=0),
     })
     return d
 
@@ -394,6 +441,9 @@ def reads_wide_dictionary(form: Any, *, consensus_table: bool = False) -> dict[s
                                    minimum=0, maximum=it.max_score)
         d[f"{it.id}_assess"] = _col(f"{it.label}: assessable (n/a = missing)", "boolean")
         d[f"{it.id}_reason"] = _col(f"{it.label}: reason not assessable", "string")
+        if not consensus_table:
+            d[f"{it.id}_seconds"] = _col(f"{it.label}: active seconds spent on the item",
+                                         "number", units="s", minimum=0)
     for sub in form.subscores:
         d[sub.id] = _col(f"{sub.label} subscore: sum of its scored items", "integer",
                          units="points", minimum=0, maximum=sub.max)

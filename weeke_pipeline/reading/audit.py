@@ -48,6 +48,7 @@ from django.utils import timezone
 from weeke_pipeline.reading.models import AuditEntry, AuditHead
 
 GENESIS = "0" * 64
+_MISSING = object()
 KEY_ACTION = "audit.key"
 KEY_FILE = "audit_key"
 
@@ -263,8 +264,7 @@ def verify(expect_head: str | None = None) -> VerifyResult:
 
 def _data_problem(signed: dict[tuple[str, str], Any], setting: dict[str, Any]) -> str:
     """The first signed read/consensus or study setting that differs from its audit entries."""
-    from weeke_pipeline.reading import study
-    from weeke_pipeline.reading.models import Adjudication, Read, ReadBase
+    from weeke_pipeline.reading.models import Adjudication, Read, ReadBase, StudySetting
 
     for kind, model in (("read", Read), ("adjudication", Adjudication)):
         for pk, status, items in model.objects.values_list("pk", "status", "items"):
@@ -276,11 +276,13 @@ def _data_problem(signed: dict[tuple[str, str], Any], setting: dict[str, Any]) -
             if status == ReadBase.SIGNED and (items or {}).get("items") != logged:
                 return (f"{kind} {pk}: its items differ from its last signature or revision "
                         "in the audit trail (edited in the database)")
-    for name, default in study.DEFAULTS.items():
-        expected = setting.get(name, default)
-        if study.get(name) != expected:
-            return (f"study setting {name} is {study.get(name)!r} but the audit trail says "
-                    f"{expected!r} (edited in the database)")
+    latest: dict[str, Any] = {}
+    for key, value in StudySetting.objects.order_by("id").values_list("key", "value"):
+        latest[key] = value
+    for name in sorted(set(latest) | set(setting)):
+        if latest.get(name, _MISSING) != setting.get(name, _MISSING):
+            return (f"study setting {name} is {latest.get(name, '(default)')!r} but the audit "
+                    f"trail says {setting.get(name, '(default)')!r} (edited in the database)")
     return ""
 
 

@@ -70,8 +70,8 @@ def _guard(sender: Any, **kwargs: Any) -> None:
         return
     if set(kwargs.get("update_fields") or ()) in ({"last_login"}, {"password"}):
         return  # login bookkeeping: last_login, and Django re-hashing the same password
+    from weeke_pipeline.reading.errors import Locked
     from weeke_pipeline.reading.models import DatabaseLock
-    from weeke_pipeline.reading.services import Locked
 
     if DatabaseLock.is_locked():
         raise Locked(f"the reading database is locked: {meta.verbose_name} not changed")

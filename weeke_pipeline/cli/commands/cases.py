@@ -16,13 +16,17 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                          "(pipeline derivatives or sub-*/**/*_{T1w,T2w,ADC}.nii.gz + "
                          "participants.tsv) under random reading codes")
     imp.add_argument("output", type=Path, help="folder to import from")
+    imp.add_argument("--crop-margin-mm", type=float, default=15.0, metavar="MM",
+                     help="crop images to the pipeline's brain mask plus this margin (default "
+                     "15 mm: keeps subdural spaces and venous sinuses); smaller downloads")
+    imp.add_argument("--no-crop", action="store_true", help="store the images whole")
     add_db_arguments(imp)
     lst = sub.add_parser("list", help="list cases: code, subject, age, sequences (coordinator)")
     add_db_arguments(lst)
 
 
 def run(args: argparse.Namespace) -> int:
-    from weeke_pipeline.cli import UsageError
+    from weeke_pipeline.errors import UsageError
 
     setup(args)
     from weeke_pipeline.reading.models import Case
@@ -36,7 +40,10 @@ def run(args: argparse.Namespace) -> int:
     from weeke_pipeline.reading.services import ReadingError
 
     try:
-        created, warnings = import_cases(args.output)
+        if args.crop_margin_mm < 0:
+            raise UsageError("--crop-margin-mm must not be negative")
+        created, warnings = import_cases(
+            args.output, crop_margin_mm=None if args.no_crop else args.crop_margin_mm)
     except ImportProblem as exc:
         raise UsageError(str(exc)) from exc
     except ReadingError as exc:  # the database is locked
