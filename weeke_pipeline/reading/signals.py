@@ -51,8 +51,10 @@ def audit_login_failed(sender: Any, credentials: Any, request: Any = None, **kwa
 # ---------------------------------------------------------------- database lock, every path
 
 #: models that stay writable while the database is locked: the audit trail itself, the lock
-#: history, login failures (throttling), sessions and Django's bookkeeping
-_WRITABLE_WHEN_LOCKED = {"auditentry", "audithead", "databaselock", "loginfailure"}
+#: history, login failures (throttling), a reader's screen layout and keys (no trial data),
+#: sessions and Django's bookkeeping
+_WRITABLE_WHEN_LOCKED = {"auditentry", "audithead", "databaselock", "loginfailure",
+                         "readerpreference"}
 _GUARDED_APPS = {"reading", "auth"}
 
 
