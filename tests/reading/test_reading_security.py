@@ -323,8 +323,9 @@ def test_case_ages_edited_in_the_table_are_found(study) -> None:
     assert not result.ok and case.code in result.problem and "day_of_life" in result.problem
     _raw(f"UPDATE {Case._meta.db_table} SET day_of_life = 9 WHERE id = %s", [case.pk])
     assert audit.verify().ok
-    _raw(f"INSERT INTO {Case._meta.db_table} (code, subject, sequences, images, imported_at) "
-         "VALUES ('WK-FAKE00', 'INSERTED', %j, %j, %s)", ['["T2w"]', "{}", "2026-01-01"])
+    _raw(f"INSERT INTO {Case._meta.db_table} (code, subject, session, sequences, images, "
+         "imported_at) VALUES ('WK-FAKE00', 'INSERTED', '', %j, %j, %s)",
+         ['["T2w"]', "{}", "2026-01-01"])
     result = audit.verify()
     assert not result.ok and "WK-FAKE00" in result.problem
 

@@ -103,10 +103,11 @@ class AuditedAdmin(admin.ModelAdmin):
 
 @admin.register(models.Case)
 class CaseAdmin(AuditedAdmin):
-    list_display = ("code", "subject", "pma_weeks", "pma_days", "day_of_life", "imported_at")
+    list_display = ("code", "subject", "session", "pma_weeks", "pma_days", "day_of_life",
+                    "imported_at")
     search_fields = ("code", "subject")
     # the code-to-subject link and the image files are the importer's: not editable
-    readonly_fields = ("code", "subject", "sequences", "images", "imported_at")
+    readonly_fields = ("code", "subject", "session", "sequences", "images", "imported_at")
 
 
 @admin.register(models.ReaderAssignment)

@@ -6,7 +6,9 @@ Environment: ``WEEKE_DATA_DIR`` (data folder: SQLite database, de-identified ima
 ``WEEKE_ALLOWED_HOSTS`` (comma separated), ``WEEKE_SECURE_COOKIES=1`` behind HTTPS,
 ``WEEKE_TRUSTED_PROXIES`` (comma separated addresses or networks of reverse proxies whose
 ``X-Forwarded-For`` gives the client address for the login limits), ``WEEKE_AUDIT_KEY`` (the
-audit chain key, else ``<data>/audit_key``).
+audit chain key, else ``<data>/audit_key``),
+``WEEKE_PUBLIC_URL`` (``https://host[:port]`` behind a TLS proxy: allowed host, trusted CSRF
+origin, secure cookies, HSTS; see :mod:`weeke_pipeline.reading.deployment`).
 As a settings module (``DJANGO_SETTINGS_MODULE=weeke_pipeline.reading.settings``) it reads the
 environment; :func:`weeke_pipeline.reading.setup` calls :func:`build_settings` directly.
 """
@@ -19,6 +21,8 @@ import secrets
 from pathlib import Path
 from typing import Any
 from urllib.parse import parse_qs, unquote, urlsplit
+
+from weeke_pipeline.reading.deployment import CONTENT_SECURITY_POLICY, public_url_settings
 
 PKG = Path(__file__).resolve().parent
 DEFAULT_DATA_DIR = "weeke-reading"
@@ -111,7 +115,10 @@ def build_settings(data_dir: str | os.PathLike[str] | None = None,
         private_file(Path(database["NAME"]))
     hosts = os.environ.get("WEEKE_ALLOWED_HOSTS", "127.0.0.1,localhost,[::1]").split(",")
     secure = os.environ.get("WEEKE_SECURE_COOKIES") == "1"
-    return {
+    public = public_url_settings(os.environ["WEEKE_PUBLIC_URL"]) \
+        if os.environ.get("WEEKE_PUBLIC_URL") else {}
+    hosts += public.pop("ALLOWED_HOSTS", [])
+    conf = {
         "WEEKE_DATA_DIR": folder,
         "SECRET_KEY": _secret_key(folder),
         "DEBUG": False,
@@ -123,17 +130,20 @@ def build_settings(data_dir: str | os.PathLike[str] | None = None,
             "django.contrib.sessions",
             "django.contrib.messages",
             "django.contrib.staticfiles",
+            "csp",
             "weeke_pipeline.reading.apps.ReadingConfig",
         ],
         "MIDDLEWARE": [
             "django.middleware.security.SecurityMiddleware",
+            "csp.middleware.CSPMiddleware",
+            "django.middleware.clickjacking.XFrameOptionsMiddleware",
+            "whitenoise.middleware.WhiteNoiseMiddleware",
             "django.contrib.sessions.middleware.SessionMiddleware",
             "weeke_pipeline.reading.middleware.SessionRefreshMiddleware",
             "django.middleware.common.CommonMiddleware",
             "django.middleware.csrf.CsrfViewMiddleware",
             "django.contrib.auth.middleware.AuthenticationMiddleware",
             "django.contrib.messages.middleware.MessageMiddleware",
-            "django.middleware.clickjacking.XFrameOptionsMiddleware",
         ],
         "ROOT_URLCONF": "weeke_pipeline.reading.urls",
         "TEMPLATES": [{
@@ -193,7 +203,18 @@ def build_settings(data_dir: str | os.PathLike[str] | None = None,
         "WEEKE_TRUSTED_PROXIES": [p.strip() for p in
                                   os.environ.get("WEEKE_TRUSTED_PROXIES", "").split(",")
                                   if p.strip()],
+        # Static files through WhiteNoise *inside* the middleware stack (after the security,
+        # CSP and framing middleware): they get the same security headers as the pages.
+        # Finders: served straight from the installed package, no collectstatic step.
+        "WHITENOISE_USE_FINDERS": True,
+        "WHITENOISE_AUTOREFRESH": False,
+        "WHITENOISE_ALLOW_ALL_ORIGINS": False,  # no CORS header: only this site uses them
+        "CONTENT_SECURITY_POLICY": CONTENT_SECURITY_POLICY,
+        "WEEKE_PUBLIC_URL": None,
+        "CSRF_TRUSTED_ORIGINS": [],
     }
+    conf.update(public)
+    return conf
 
 
 if os.environ.get("DJANGO_SETTINGS_MODULE") == __name__:

@@ -23,6 +23,7 @@ from typing import Any
 
 from weeke_pipeline import __version__
 from weeke_pipeline.atlas.bundle import load_atlas
+from weeke_pipeline.atlas.honesty import phantom_notice, run_notice
 from weeke_pipeline.bids import names
 from weeke_pipeline.bids.tables import AGE_COLUMNS, read_table
 from weeke_pipeline.config import ConfigError, RunConfig
@@ -56,6 +57,7 @@ class RunSummary:
     errors: dict[str, str] = field(default_factory=dict)
     notes: dict[str, str] = field(default_factory=dict)  # sub_ses -> QC warnings, skip reason
     ingest_failures: list[str] = field(default_factory=list)
+    notice: str = ""  # run-wide, e.g. the phantom atlas on real data (atlas/honesty.py)
     group_metrics: str = ""
     qc_index: str = ""
 
@@ -192,6 +194,7 @@ def build_workflow(cfg: RunConfig, sessions: list[SubjectInputs], *, deriv: Path
             preset=cfg.preset, adc_thresholds=tuple(cfg.adc_thresholds),
             reference_tissue=cfg.reference_tissue, dti=cfg.dti,
             atlas_label_table=str(atlas.path / "labels.tsv"),
+            atlas_notice=phantom_notice(atlas.meta, s.t2w),
             name=f"sub_{s.subject}_ses_{s.session}_wf")
         for key in ("t2w", "t1w", "dwi", "bval", "bvec", "adc"):
             value = getattr(s, key)
@@ -273,7 +276,8 @@ class Progress:
 
 def status_table(summary: RunSummary) -> str:
     """The end-of-run table: one line per subject/session with its QC status or error."""
-    lines = [f"{'subject/session':<24} {'status':<6} detail", "-" * 72]
+    lines = [summary.notice, ""] if summary.notice else []
+    lines += [f"{'subject/session':<24} {'status':<6} detail", "-" * 72]
     for key, status in sorted(summary.subjects.items()):
         detail = summary.errors.get(key) or summary.notes.get(key, "")
         lines.append(f"{key:<24} {status:<6} {detail[:200]}")
@@ -349,6 +353,11 @@ def process_sessions(cfg: RunConfig, sessions: list[SubjectInputs], *,
     work = Path(cfg.work_dir).resolve() if cfg.work_dir else out / "work"
     summary = summary or RunSummary(output_dir=str(out))
     _quiet_nipype(verbose=log.isEnabledFor(logging.INFO))
+    summary.notice = run_notice(load_atlas(cfg.atlas or default_atlas_dir()).meta,
+                                [s.t2w for s in sessions])
+    if summary.notice:  # said now (a run takes minutes), in full in the status table at the end
+        log.warning("phantom atlas on real (not synthetic) data: these labels are not anatomy; "
+                    "see the NOTE at the end")
     wf = build_workflow(cfg, sessions, deriv=deriv, work=work)
     if cfg.plugin in ("MultiProc", "LegacyMultiProc"):
         _preload()  # once here, before the workers fork, instead of once in every worker
@@ -425,6 +434,6 @@ def _write_summary(summary: RunSummary, deriv: Path) -> None:
     atomic.write_text(deriv / "run_summary.json", json.dumps(
         {"output_dir": summary.output_dir, "subjects": summary.subjects,
          "errors": summary.errors, "notes": summary.notes,
-         "ingest_failures": summary.ingest_failures,
+         "ingest_failures": summary.ingest_failures, "notice": summary.notice,
          "group_metrics": summary.group_metrics, "qc_index": summary.qc_index,
          "weeke_pipeline_version": __version__}, indent=2) + "\n")

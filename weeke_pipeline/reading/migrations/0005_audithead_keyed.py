@@ -8,7 +8,7 @@ from django.db import migrations, models
 class Migration(migrations.Migration):
 
     dependencies = [
-        ('reading', '0003_reading_time_and_preferences'),
+        ('reading', '0004_case_session'),
     ]
 
     operations = [
