@@ -80,6 +80,8 @@ def run(args: argparse.Namespace) -> int:
         cfg.dti = False
     if not cfg.input_dir:
         raise UsageError("give the INPUT folder (or input_dir in --config)")
+    if not cfg.output_dir:
+        raise UsageError("give the OUTPUT folder (or output_dir in --config)")
     for key in ("participants", "series_table", "sessions", "key_file", "atlas"):
         value = getattr(cfg, key)
         if value and not Path(value).exists():

@@ -14,8 +14,8 @@ from weeke_pipeline.execution.lock import LockedError, RunLock
 from weeke_pipeline.execution.plugins import PLUGINS, PluginSpec, make_plugin, validate_plugin
 from weeke_pipeline.execution.progress import Progress
 
-__all__ = ["PLUGINS", "DriverInterrupted", "LockedError", "PluginSpec", "Progress", "RunLock",
-           "execute", "make_plugin", "validate_plugin"]
+__all__ = ["JOBS_FILE", "PLUGINS", "DriverInterrupted", "LockedError", "PluginSpec", "Progress",
+           "RunLock", "cancel_leftover_jobs", "execute", "make_plugin", "validate_plugin"]
 
 log = logging.getLogger("weeke.execution")
 

@@ -60,6 +60,7 @@ class RunControl:
         self.job_finished_timeout = args.pop("job_finished_timeout", None)
         self.jobs_file = jobs_file
         self.submitted_jobs: list[str] = []
+        self.job_steps: dict[str, str] = {}  # job id -> node full name
         super().__init__(plugin_args=args, **kwargs)  # type: ignore[call-arg]
 
     # -- crash reports -------------------------------------------------------------------
@@ -75,6 +76,7 @@ class RunControl:
 
     def _record_job(self, node: Any, job_id: str) -> None:
         self.submitted_jobs.append(job_id)
+        self.job_steps[job_id] = node.fullname
         if self.jobs_file is not None:
             self.jobs_file.add(job_id, node.fullname)
         callback = getattr(self, "_status_callback", None)
