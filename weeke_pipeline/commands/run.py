@@ -95,6 +95,9 @@ def run(args: argparse.Namespace) -> int:
         print(f"weeke run: interrupted ({exc.args[0]}){jobs}. Run the same command again to "
               "resume: finished steps are kept in the work folder.", file=sys.stderr)
         return 128 + exc.signum
+    except KeyboardInterrupt:  # Ctrl-C before the workflows started (during the ingest)
+        print("weeke run: interrupted. Run the same command again to resume.", file=sys.stderr)
+        return 130
     print(status_table(summary))
     print(f"\noutputs: {summary.output_dir}/rawdata (de-identified BIDS raw), "
           f"{summary.output_dir}/derivatives/weeke (labels, metrics, QC)")
