@@ -129,6 +129,16 @@ def test_lock_of_another_host_is_stale_only_without_heartbeat(tmp_path: Path) ->
         assert lock.stale_locks[0].host == "login-2"
 
 
+def test_lock_of_a_reused_pid_is_stale(tmp_path: Path) -> None:
+    """The pid in the lock is alive but belongs to a process started after the lock's."""
+    (tmp_path / LOCK_NAME).write_text(json.dumps({
+        "host": socket.gethostname(), "pid": 1, "pid_start": "999999999999", "user": "tech",
+        "started": "2026-01-01 10:00:00 UTC", "command": "weeke run"}))
+    assert os.path.exists("/proc/1")  # pid 1 is alive: only its start time tells
+    with RunLock([tmp_path]) as lock:  # taken over, not refused
+        assert lock.stale_locks[0].pid == 1
+
+
 def test_nested_lock_in_the_same_process_is_not_released_early(tmp_path: Path) -> None:
     with RunLock([tmp_path, tmp_path / "work"]):
         with RunLock([tmp_path]):

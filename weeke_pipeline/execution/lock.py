@@ -49,6 +49,17 @@ def _user() -> str:
         return f"uid {os.getuid()}"
 
 
+def _start_ticks(pid: int) -> str:
+    """The process's start time (clock ticks since boot, /proc/PID/stat field 22), or ''
+    where /proc has none: tells a reused pid from the process that wrote the lock."""
+    try:
+        with open(f"/proc/{pid}/stat", "rb") as f:
+            stat = f.read()
+        return stat[stat.rindex(b")") + 2:].split()[19].decode()
+    except (OSError, ValueError, IndexError):
+        return ""
+
+
 def _pid_alive(pid: int) -> bool:
     try:
         os.kill(pid, 0)
@@ -70,6 +81,7 @@ class LockInfo:
     command: str
     path: Path
     age: float  # seconds since the last heartbeat
+    pid_start: str = ""
 
     def describe(self) -> str:
         return (f"pid {self.pid} on host {self.host} (user {self.user}, started "
@@ -80,6 +92,8 @@ class LockInfo:
         if self.host == socket.gethostname():
             if not _pid_alive(self.pid):
                 return f"its process {self.pid} is no longer running on {self.host}"
+            if self.pid_start and _start_ticks(self.pid) not in ("", self.pid_start):
+                return f"its process {self.pid} ended (the pid now belongs to another process)"
             return ""
         if self.age > STALE_AFTER:
             return f"no heartbeat for {self.age / 60:.0f} min"
@@ -97,7 +111,7 @@ def read_lock(path: Path) -> LockInfo | None:
         doc = json.loads(raw)
         return LockInfo(host=str(doc["host"]), pid=int(doc["pid"]), user=str(doc["user"]),
                         started=str(doc["started"]), command=str(doc["command"]), path=path,
-                        age=age)
+                        age=age, pid_start=str(doc.get("pid_start", "")))
     except (ValueError, KeyError, TypeError):  # half-written or foreign: old enough = stale
         return LockInfo(host="?", pid=-1, user="?", started="?", command="?", path=path,
                         age=age)
@@ -125,7 +139,8 @@ class RunLock:
 
     def _record(self) -> bytes:
         return (json.dumps({
-            "host": socket.gethostname(), "pid": os.getpid(), "user": _user(),
+            "host": socket.gethostname(), "pid": os.getpid(),
+            "pid_start": _start_ticks(os.getpid()), "user": _user(),
             "started": datetime.now(UTC).strftime("%Y-%m-%d %H:%M:%S UTC"),
             "command": " ".join(["weeke", *sys.argv[1:]])[:300] if sys.argv else self.what,
         }) + "\n").encode()
