@@ -36,7 +36,7 @@ _weeke_services() {
 _weeke_services
 unset -f _weeke_services
 
-# A single-node SLURM for the cluster tests (tests/test_slurm.py): as root on Debian it installs
+# A single-node SLURM for the cluster tests (tests/execution/test_slurm.py): as root on Debian it installs
 # slurm-wlm and munge when missing and starts munged, slurmctld and slurmd directly (no systemd,
 # no cgroups: proctrack/linuxproc, task/none) on the loopback, with every file under
 # $WEEKE_SLURM_DIR (default /tmp/weeke-slurm). Exports SLURM_CONF; elsewhere it changes nothing

@@ -1,5 +1,5 @@
 """Database side of the analyst commands (``weeke export``, ``weeke agreement``,
-``weeke unblind``): stored reads as the records :mod:`weeke_pipeline.tables` takes, the
+``weeke unblind``): stored reads as the records :mod:`weeke_pipeline.analysis.tables` takes, the
 case -> subject link, the acting user's role check. Read-only, except the audit entries the
 commands write through :func:`weeke_pipeline.reading.audit.record`.
 
