@@ -232,6 +232,7 @@ def test_cancelled_job_fails_its_subject_and_a_second_run_is_refused(
     _, stderr = proc.communicate(timeout=120)
     assert proc.returncode == 128 + signal.SIGTERM, stderr[-2000:]
     assert f"cancelled job(s) {job}" in stderr
+    assert "not run (the run was interrupted)" in stderr
     assert job not in _squeue()
     assert not (out / ".weeke-run.lock").exists()
 

@@ -115,9 +115,11 @@ class RunControl:
             for sig in (signal.SIGTERM, signal.SIGHUP):
                 if signal.getsignal(sig) is signal.SIG_DFL:  # respect nohup's SIG_IGN
                     previous[sig] = signal.signal(sig, interrupted)
+        interrupted = False
         try:
             return super().run(graph, config, updatehash=updatehash)  # type: ignore[misc]
         except KeyboardInterrupt as exc:
+            interrupted = True
             # block further signals while cancelling: a second Ctrl-C must not leave jobs
             for sig in previous:
                 signal.signal(sig, signal.SIG_IGN)
@@ -132,7 +134,7 @@ class RunControl:
             for sig, handler in previous.items():
                 signal.signal(sig, handler)
             if callback is not None and hasattr(callback, "finish"):
-                callback.finish()
+                callback.finish(interrupted=interrupted)
 
 
 @contextlib.contextmanager

@@ -57,12 +57,14 @@ class Progress:
         """A step's batch job was submitted (cluster plugins)."""
         self._line(*_where(node), f"queued (job {job_id})")
 
-    def finish(self) -> None:
+    def finish(self, *, interrupted: bool = False) -> None:
         """The closing line: steps not run after a failure count towards the total."""
         skipped = max(0, self.total - self.done - self.failed)
         if self.total:
             detail = f"{self.done} done, {self.failed} failed"
             if skipped:
-                detail += f", {skipped} not run (after a failed step of the same subject)"
+                why = "the run was interrupted" if interrupted else \
+                    "after a failed step of the same subject"
+                detail += f", {skipped} not run ({why})"
             print(f"[{self.total:>3}/{self.total}] all steps accounted for: {detail}",
                   file=self.stream, flush=True)
