@@ -111,7 +111,7 @@ def main() -> None:
     a = p.parse_args()
     if not shutil.which("sbatch"):
         sys.exit("no SLURM here: source scripts/services.sh as root first")
-    from weeke_pipeline.synth import generate_study
+    from weeke_pipeline.synth.study import generate_study
     from weeke_pipeline.workers import usable_cpus
 
     cpus = usable_cpus()
@@ -130,11 +130,13 @@ def main() -> None:
             cmd += ["--participants", str(participants)]
         return cmd
 
-    slurm_args = {"poll_interval": 5}
+    slurm_args = {"poll_interval": 5, "itk_threads": 2}  # as workflows/slurm.toml
     walls: dict[str, float] = {}
     # interleaved: MultiProc, SLURM (the machine's other load hits both alike)
     walls["MultiProc"] = _run(argv(tmp / "mp", "MultiProc", {"n_procs": cpus}))
+    print(f"(MultiProc done: {walls['MultiProc']:.1f} s)", flush=True)
     walls["SLURM"] = _run(argv(tmp / "slurm", "SLURM", slurm_args))
+    print(f"(SLURM done: {walls['SLURM']:.1f} s)", flush=True)
     jobs = len(list((tmp / "slurm" / "work" / "weeke_wf" / "batch").glob("slurm-*.out")))
     inside, counted = in_job_overhead(tmp / "slurm")
 
