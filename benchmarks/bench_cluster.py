@@ -66,37 +66,28 @@ def chain_wall(plugin: str, length: int, base: Path, args: dict) -> float:
     return time.monotonic() - t
 
 
-def _elapsed(job: str) -> float | None:
-    out = subprocess.run(["scontrol", "-o", "show", "job", job], capture_output=True,
-                         text=True, check=False).stdout
-    f = dict(re.findall(r"(\w+)=(\S*)", out))
-    try:
-        start = datetime.fromisoformat(f["StartTime"])
-        end = datetime.fromisoformat(f["EndTime"])
-    except (KeyError, ValueError):
-        return None
-    return (end - start).total_seconds()
-
-
 def in_job_overhead(out: Path) -> tuple[float, int]:
-    """Mean (job elapsed - step run time) over the pipeline's SLURM jobs, and their count."""
+    """Mean (job elapsed - step run time) over the pipeline's SLURM jobs, and their count: the
+    job's start and end from ``scontrol`` (1 s resolution), the step's own run time from its
+    Nipype result file (the job is named ``step.sub_X_ses_Y_wf.weeke_wf.user``)."""
     from nipype.utils.filemanip import loadpkl
 
+    wf_dir = out / "work" / "weeke_wf"
     gaps = []
-    for log in sorted((out / "work" / "weeke_wf" / "batch").glob("slurm-*.out")):
+    for log in sorted((wf_dir / "batch").glob("slurm-*.out")):
         job = log.stem.split("-")[1]
-        elapsed = _elapsed(job)
-        text = log.read_text(errors="replace")
-        m = re.search(r'Setting-up "[^"]+" in "([^"]+)"', text)
-        if elapsed is None or not m:
-            continue
-        results = list(Path(m.group(1)).glob("result_*.pklz")) + \
-            list(Path(m.group(1)).glob("crashstore.pklz"))
-        if not results:
-            continue
-        res = loadpkl(results[0])
-        res = res.get("result", res) if isinstance(res, dict) else res
-        duration = getattr(getattr(res, "runtime", None), "duration", None)
+        text = subprocess.run(["scontrol", "-o", "show", "job", job], capture_output=True,
+                              text=True, check=False).stdout
+        f = dict(re.findall(r"(\w+)=(\S*)", text))
+        try:
+            step, sub = f["JobName"].split(".")[:2]
+            elapsed = (datetime.fromisoformat(f["EndTime"])
+                       - datetime.fromisoformat(f["StartTime"])).total_seconds()
+        except (KeyError, ValueError):
+            continue  # forgotten by the controller (MinJobAge)
+        results = list((wf_dir / sub / step).glob("result_*.pklz"))
+        duration = getattr(getattr(loadpkl(results[0]), "runtime", None), "duration", None) \
+            if results else None
         if duration is not None:
             gaps.append(elapsed - float(duration))
     return (sum(gaps) / len(gaps) if gaps else float("nan")), len(gaps)
@@ -138,7 +129,7 @@ def main() -> None:
     walls["SLURM"] = _run(argv(tmp / "slurm", "SLURM", slurm_args))
     print(f"(SLURM done: {walls['SLURM']:.1f} s)", flush=True)
     jobs = len(list((tmp / "slurm" / "work" / "weeke_wf" / "batch").glob("slurm-*.out")))
-    inside, counted = in_job_overhead(tmp / "slurm")
+    inside, counted = in_job_overhead(tmp / "slurm")  # before MinJobAge forgets the jobs
 
     chain_mp = chain_wall("MultiProc", a.chain, tmp / "chain_mp", {"n_procs": 1})
     chain_sl = chain_wall("SLURM", a.chain, tmp / "chain_slurm", {"poll_interval": 1})
