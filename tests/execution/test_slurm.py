@@ -275,7 +275,8 @@ def test_jobs_left_by_a_killed_driver_are_cancelled_by_the_next_run(tmp_path: Pa
         time.sleep(0.3)
     try:
         assert cancel_leftover_jobs(tmp_path) == [job]
-        assert job not in _squeue() or _squeue()[job][1] in ("CANCELLED", "COMPLETING")
+        queue = _squeue()
+        assert job not in queue or queue[job][1] in ("CANCELLED", "COMPLETING")
         assert not (tmp_path / JOBS_FILE).exists()
     finally:
         subprocess.run(["scancel", job], check=False)

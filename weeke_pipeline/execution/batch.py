@@ -83,6 +83,20 @@ class RunControl:
         if callback is not None and hasattr(callback, "submitted"):
             callback.submitted(node, job_id)
 
+    @contextlib.contextmanager
+    def submitting(self) -> Any:
+        """Hold back SIGINT/SIGTERM/SIGHUP while a job is submitted and recorded: a signal
+        between ``sbatch`` starting the job and the plugin learning its id would leave that
+        job running. The held signal interrupts the run right after."""
+        self._submitting = True
+        try:
+            yield
+        finally:
+            self._submitting = False
+        held, self._held_signal = getattr(self, "_held_signal", None), None
+        if held is not None:
+            raise DriverInterrupted(held)
+
     def cancel_outstanding(self) -> list[str]:
         """Cancel the jobs this run submitted and has not collected; returns their ids."""
         ids = self._outstanding()
@@ -107,13 +121,20 @@ class RunControl:
         if callback is not None and hasattr(callback, "set_total"):
             callback.set_total(graph.number_of_nodes())
 
+        self._submitting, self._held_signal = False, None
+
         def interrupted(signum: int, frame: Any) -> None:
+            if self._submitting:
+                self._held_signal = signum
+                return
             raise DriverInterrupted(signum)
 
         previous: dict[int, Any] = {}
         if threading.current_thread() is threading.main_thread():
-            for sig in (signal.SIGTERM, signal.SIGHUP):
-                if signal.getsignal(sig) is signal.SIG_DFL:  # respect nohup's SIG_IGN
+            defaults = {signal.SIGINT: signal.default_int_handler,
+                        signal.SIGTERM: signal.SIG_DFL, signal.SIGHUP: signal.SIG_DFL}
+            for sig, default in defaults.items():
+                if signal.getsignal(sig) is default:  # respect nohup's SIG_IGN and others
                     previous[sig] = signal.signal(sig, interrupted)
         interrupted = False
         try:

@@ -182,8 +182,9 @@ def make_plugin(spec: PluginSpec, args: dict[str, Any], *, status_callback: Any 
                              "default_poll_interval": 5.0 if spec.batch else None}
     if spec.batch:
         def record(self: Any, scriptfile: str, node: Any, _base: Any = base) -> Any:
-            taskid = _base._submit_batchtask(self, scriptfile, node)
-            self._record_job(node, str(taskid))
+            with self.submitting():
+                taskid = _base._submit_batchtask(self, scriptfile, node)
+                self._record_job(node, str(taskid))
             return taskid
         attrs["_submit_batchtask"] = record
     cls = type(f"Weeke{spec.nipype_class}", (RunControl, base), attrs)

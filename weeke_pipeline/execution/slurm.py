@@ -128,17 +128,18 @@ class WeekeSLURMPlugin(RunControl, SLURMPlugin):
                 os.environ["LOGNAME"] = getpass.getuser()
             except (KeyError, OSError):
                 os.environ["LOGNAME"] = f"uid{os.getuid()}"
-        try:
-            taskid = super()._submit_batchtask(scriptfile, node)
-        finally:
-            if missing:
-                os.environ.pop("LOGNAME", None)
-        job = str(taskid)
-        args = f"{self._sbatch_args or ''} {node.plugin_args.get('sbatch_args', '')}"
-        # Nipype adds ``-o <batch folder>/slurm-%j.out`` unless "-o" is in the arguments
-        self._logs[job] = ("(the -o of sbatch_args)" if "-o" in args
-                           else os.path.join(os.path.dirname(scriptfile), f"slurm-{job}.out"))
-        self._record_job(node, job)
+        with self.submitting():  # a signal now is handled once the job id is recorded
+            try:
+                taskid = super()._submit_batchtask(scriptfile, node)
+            finally:
+                if missing:
+                    os.environ.pop("LOGNAME", None)
+            job = str(taskid)
+            args = f"{self._sbatch_args or ''} {node.plugin_args.get('sbatch_args', '')}"
+            # Nipype adds ``-o <batch folder>/slurm-%j.out`` unless "-o" is in the arguments
+            self._logs[job] = ("(the -o of sbatch_args)" if "-o" in args else
+                               os.path.join(os.path.dirname(scriptfile), f"slurm-{job}.out"))
+            self._record_job(node, job)
         return taskid
 
     # -- status --------------------------------------------------------------------------
