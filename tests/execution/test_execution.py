@@ -19,7 +19,7 @@ from nipype.interfaces import utility as niu
 from nipype.pipeline import engine as pe
 
 from weeke_pipeline import cli
-from weeke_pipeline.config import ConfigError
+from weeke_pipeline.errors import ConfigError
 from weeke_pipeline.execution import (
     PLUGINS,
     LockedError,

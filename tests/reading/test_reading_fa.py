@@ -15,15 +15,16 @@ from live import cli_env, weeke
 
 
 def add_fa(root: Path, subject: str) -> None:
-    """FA where the pipeline writes it (T2w grid) and a DWI-grid copy that must lose."""
+    """FA where the pipeline writes it (T2w grid) and a DWI-grid copy that must lose (no
+    session: the case's other images, from write_study, have none either)."""
     rng = np.random.default_rng(1)
-    dwi = root / "derivatives" / "weeke" / f"sub-{subject}" / "ses-1m" / "dwi"
+    dwi = root / "derivatives" / "weeke" / f"sub-{subject}" / "dwi"
     dwi.mkdir(parents=True)
     for space, shape in (("T2w", (12, 14, 10)), ("dwi", (6, 7, 5))):
         img = nib.Nifti1Image(rng.random(shape, dtype=np.float32), np.eye(4))
         img.header["descrip"] = IDENTIFIER.encode()
         img.header["aux_file"] = b"MRN4471"
-        nib.save(img, str(dwi / f"sub-{subject}_ses-1m_space-{space}_FA.nii.gz"))
+        nib.save(img, str(dwi / f"sub-{subject}_space-{space}_FA.nii.gz"))
 
 
 @pytest.fixture()
@@ -86,7 +87,8 @@ def test_default_hides_fa_from_readers(fa_study) -> None:
     u, code = fa_study["users"], fa_study["case"].code
     assert study.reader_sequences() == ["T1w", "T2w", "ADC"]
     reader = client_for(u["reader1"])
-    assert [i["sequence"] for i in page_images(reader, code)] == ["T1w", "T2w", "ADC"]
+    # in the hanging protocol's viewer order
+    assert [i["sequence"] for i in page_images(reader, code)] == ["T2w", "T1w", "ADC"]
     page = reader.get(f"/case/{code}/").content.decode()
     assert "gl-FA" not in page and "FA.nii.gz" not in page and "ADC, FA" not in page
     assert "<td>T1w, T2w, ADC</td>" in reader.get("/worklist/").content.decode()
@@ -104,10 +106,14 @@ def test_enabling_fa_shows_fourth_panel_and_serves_it(fa_study) -> None:
     study.set_reader_sequences(u["coord"], "T1w,T2w,ADC,FA", "protocol amendment 2: FA read")
     reader = client_for(u["reader1"])
     images = page_images(reader, code)
-    assert [i["sequence"] for i in images] == ["T1w", "T2w", "ADC", "FA"]
+    assert [i["sequence"] for i in images] == ["T2w", "T1w", "ADC", "FA"]
     fa = images[3]
-    assert fa["colormap"] == "inferno" and fa["window"]["default"] == [0, 1]
-    assert all(i["colormap"] == "gray" and "window" not in i for i in images[:3])
+    assert fa["colormap"] == "inferno"
+    assert all(i["colormap"] == "gray" for i in images[:3])
+    from weeke_pipeline.reading.hanging import load_protocol
+
+    fa_windows = load_protocol()["windows"]["FA"]  # FA is dimensionless: fixed 0-1 windows
+    assert fa_windows[0]["range"] == [0, 1] and fa_windows[0]["mode"] == "absolute"
     r = reader.get(f"/case/{code}/image/FA.nii.gz")
     assert r.status_code == 200
     raw = gzip.decompress(b"".join(r.streaming_content))
@@ -181,7 +187,9 @@ def test_cli_show_and_set(tmp_path: Path) -> None:
                 ["study", "set", "--reader-sequences", "T1w,T2w,ADC,FA", "--reason", "FA read",
                  *d],
                 ["study", "show", *d], env=cli_env())
-    lines = out.splitlines()
+    assert "hanging-protocol\tneonatal-hie@1.0.0 (default)" in out.splitlines()
+    assert "read-sessions\tall (default)" in out.splitlines()
+    lines = [ln for ln in out.splitlines() if "reader-sequences" in ln]  # one setting of several
     assert lines[0] == "reader-sequences\tT1w,T2w,ADC (default)"
     assert lines[1] == "reader-sequences T1w,T2w,ADC,FA"
     assert lines[2] == "reader-sequences\tT1w,T2w,ADC,FA (default T1w,T2w,ADC)"

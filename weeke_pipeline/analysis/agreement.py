@@ -1,7 +1,7 @@
 """Inter-rater agreement of Weeke reads: per item, per subscore and total (issue 6).
 
 Pure functions over pandas DataFrames; the database feeds them through the reads-long table
-(column conventions in :mod:`weeke_pipeline.analysis.tables` and ``docs/tables.md``).
+(column conventions in :mod:`weeke_pipeline.analysis.reads` and ``docs/tables.md``).
 
 Per item (ordinal item score 0..max, compared between read 1 and read 2 of each case):
 
@@ -47,8 +47,9 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from weeke_pipeline.constants import DEFAULT_SEED
+
 DEFAULT_N_BOOT = 2000
-DEFAULT_SEED = 20240601
 Z95 = 1.959963984540054
 
 
@@ -397,7 +398,7 @@ def score_agreement_table(reads_long: pd.DataFrame, form: Any = None) -> tuple[p
 
     Returns (figures, pairs): ``pairs`` has reading_code, score, read1, read2.
     """
-    from weeke_pipeline.analysis.tables import reads_wide
+    from weeke_pipeline.analysis.reads import reads_wide
 
     df = paired_reads(reads_long)
     wide = reads_wide(df, form=form)
@@ -457,6 +458,41 @@ def _html_table(df: pd.DataFrame) -> str:
     body = "".join("<tr>" + "".join(f"<td>{_fmt(v)}</td>" for v in row) + "</tr>"
                    for row in df.itertuples(index=False))
     return f"<table><thead><tr>{head}</tr></thead><tbody>{body}</tbody></table>"
+
+
+def reading_time_table(reads_long_df: pd.DataFrame) -> pd.DataFrame:
+    """Per reader (pseudonym) over their signed, timed reads: number of reads, median and
+    interquartile range of the reading time and of the active time, in seconds."""
+    cols = ["reader", "n_reads", "reading_s_median", "reading_s_q1", "reading_s_q3",
+            "active_s_median", "active_s_q1", "active_s_q3"]
+    if "active_seconds" not in reads_long_df:
+        return pd.DataFrame(columns=cols)
+    reads = (reads_long_df[reads_long_df["status"] == "signed"]
+             .drop_duplicates(["reading_code", "kind", "read_number", "reader"]))
+    reads = reads[reads["active_seconds"].notna()]
+    rows = []
+    for reader, g in reads.groupby("reader", sort=True):
+        wall = g["reading_seconds"].dropna().astype(float)
+        act = g["active_seconds"].astype(float)
+        q = [float(x) if len(wall) else float("nan") for x in wall.quantile([0.5, 0.25, 0.75])]
+        rows.append([str(reader), len(g), *q, *(float(x) for x in act.quantile([0.5, 0.25,
+                                                                                  0.75]))])
+    return pd.DataFrame(rows, columns=cols)
+
+
+def reading_time_dictionary() -> dict[str, Any]:
+    """Data dictionary of ``reading_time.tsv``."""
+    from weeke_pipeline.analysis.dictionaries import _col
+
+    d = {"reader": _col("Reader pseudonym", "string"),
+         "n_reads": _col("Signed reads with a recorded reading time", "integer", minimum=0)}
+    for key, what in (("reading", "reading time (first opening to signature, wall time)"),
+                      ("active", "active reading time (idle gaps left out)")):
+        for stat, label in (("median", "median"), ("q1", "first quartile"),
+                            ("q3", "third quartile")):
+            d[f"{key}_s_{stat}"] = _col(f"{label.capitalize()} of the {what}", "number",
+                                        units="s", minimum=0)
+    return d
 
 
 def write_agreement_report(reads_long_df: pd.DataFrame, out_dir: str | Path, *, form: Any = None,
@@ -524,6 +560,14 @@ def write_agreement_report(reads_long_df: pd.DataFrame, out_dir: str | Path, *, 
     for name, png in figs:
         parts.append(f"<h3>{html.escape(name)}</h3><img src='{html.escape(png)}' "
                      f"alt='Bland-Altman plot of {html.escape(name)}' width='480'>")
+    times = reading_time_table(reads_long_df)
+    if len(times):
+        paths["reading_time"] = tb.write_table(times, out / "reading_time.tsv",
+                                               reading_time_dictionary())
+        parts += ["<h2>Reading time per reader</h2><p>Signed reads. Reading time: first opening "
+                  "to signature (wall time). Active time: gaps longer than the hanging "
+                  "protocol's idle threshold left out (docs/reading.md).</p>",
+                  _html_table(times)]
     if index_agreement is not None and len(index_agreement):
         parts += ["<h2>Automated injury index vs consensus (analysts and QC only)</h2>",
                   _html_table(index_agreement)]

@@ -25,7 +25,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
-from weeke_pipeline.config import ConfigError
+from weeke_pipeline.errors import ConfigError
 
 Check = Callable[[Any], str]  # returns "" when the value is fine, else what is wrong
 

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from weeke_pipeline.reading import timing
 from weeke_pipeline.reading.models import Adjudication, Case, Read, ReadBase
 
 #: roles allowed to run the analyst commands (readers and adjudicators must not see other
@@ -74,12 +75,19 @@ def read_records() -> list[dict[str, Any]]:
             forms[key] = get_form(*key)
         return forms[key]
 
+    def iso(t: Any) -> str | None:
+        return t.isoformat().replace("+00:00", "Z") if t else None
+
     def record(obj: ReadBase, user: Any, kind: str, number: int) -> dict[str, Any]:
+        spent = timing.summary(obj)
+        timed = obj.opened_at is not None
         return {"reading_code": obj.case.code, "reader": rater_pseudonym(user),
                 "read_number": number, "kind": kind, "form_id": obj.form_id,
                 "form_version": obj.form_version, "status": obj.status,
-                "signed_at": obj.signed_at.isoformat().replace("+00:00", "Z")
-                if obj.signed_at else None,
+                "signed_at": iso(obj.signed_at), "opened_at": iso(obj.opened_at),
+                "reading_seconds": spent["reading_seconds"],
+                "active_seconds": spent["active_seconds"] if timed else None,
+                "item_seconds": spent["item_seconds"] if timed else None,
                 "items": _items_of(obj, form(obj))}
 
     out: list[dict[str, Any]] = []
@@ -90,6 +98,11 @@ def read_records() -> list[dict[str, Any]]:
     for a in Adjudication.objects.select_related("case", "adjudicator").order_by("case__code"):
         out.append(record(a, a.adjudicator, "adjudication", 0))
     return out
+
+
+def case_keys() -> dict[tuple[str, str], str]:
+    """(subject label, session label) -> reading code of every case."""
+    return {(s, ses): c for c, s, ses in Case.objects.values_list("code", "subject", "session")}
 
 
 def case_subjects() -> list[tuple[str, str]]:

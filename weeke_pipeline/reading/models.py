@@ -14,11 +14,15 @@ ROLES = ("reader", "adjudicator", "coordinator", "analyst")
 
 
 class Case(models.Model):
-    """One MRI examination under a random reading code."""
+    """One MRI examination (one subject's session) under a random reading code."""
 
     code = models.CharField(max_length=16, unique=True)
     #: study pseudonym (never a name or hospital number); shown to the coordinator only
-    subject = models.CharField(max_length=64, unique=True)
+    subject = models.CharField(max_length=64)
+    #: BIDS session label (``ses-`` entity without the prefix; "" when the data has none);
+    #: coordinator and exports only, never on a reader's or adjudicator's page: a label such
+    #: as "postdose" or "3month" would tell when the scan was made relative to treatment
+    session = models.CharField(max_length=64, blank=True, default="")
     pma_weeks = models.PositiveSmallIntegerField(null=True, blank=True)
     pma_days = models.PositiveSmallIntegerField(null=True, blank=True)
     day_of_life = models.PositiveSmallIntegerField(null=True, blank=True)
@@ -30,6 +34,8 @@ class Case(models.Model):
 
     class Meta:
         ordering = ["code"]
+        constraints = [models.UniqueConstraint(fields=["subject", "session"],
+                                               name="case_one_per_subject_session")]
 
     def __str__(self) -> str:  # the code only: str() appears in admin pages and logs
         return self.code
@@ -69,13 +75,18 @@ class ReadBase(models.Model):
     form_version = models.CharField(max_length=32)
     form_sha256 = models.CharField(max_length=64)
     status = models.CharField(max_length=8, choices=STATUS, default=DRAFT)
-    #: the score-engine payload {"items": {...}} (see SCORING_CONTRACT)
+    #: the score-engine payload {"items": {...}} (see docs/scoring.md)
     items = models.JSONField(default=dict)
     #: optimistic concurrency: each save must name the version it edited
     version = models.PositiveIntegerField(default=1)
     created_at = models.DateTimeField(auto_now_add=True)
     updated_at = models.DateTimeField(auto_now=True)
     signed_at = models.DateTimeField(null=True, blank=True)
+    #: reading time (:mod:`weeke_pipeline.reading.timing`): first opening of the page, active
+    #: seconds (idle gaps over the protocol's threshold left out) and active seconds per item
+    opened_at = models.DateTimeField(null=True, blank=True)
+    active_seconds = models.FloatField(default=0)
+    item_seconds = models.JSONField(default=dict)
 
     class Meta:
         abstract = True
@@ -204,3 +215,14 @@ class StudySetting(models.Model):
 
     class Meta:
         ordering = ["id"]
+
+
+class ReaderPreference(models.Model):
+    """A reader's own viewer layout (the one last used) and key bindings
+    (:mod:`weeke_pipeline.reading.hanging`). Display choices only: nothing here changes a read."""
+
+    user = models.OneToOneField(settings.AUTH_USER_MODEL, on_delete=models.CASCADE,
+                                related_name="reading_preference")
+    layout = models.CharField(max_length=32, blank=True)
+    keys = models.JSONField(default=dict)
+    updated_at = models.DateTimeField(auto_now=True)

@@ -9,13 +9,14 @@ from pathlib import Path
 from typing import Any
 
 from weeke_pipeline.cli.commands._reading import add_db_arguments, setup
+from weeke_pipeline.constants import DEFAULT_SEED
 
 FORMATS = ("tsv", "csv", "parquet")
 MANIFEST = "manifest.json"
 #: defaults of agreement.DEFAULT_N_BOOT and DEFAULT_SEED, repeated here so `weeke --help`
 #: does not import numpy/pandas (tests/reading/test_analyst_cli.py checks they match)
 N_BOOT = 2000
-SEED = 20240601
+SEED = DEFAULT_SEED
 
 
 def add_common(parser: argparse.ArgumentParser, *, out_help: str) -> None:
@@ -34,7 +35,7 @@ def add_format(parser: argparse.ArgumentParser) -> None:
 
 def check_format(fmt: str) -> None:
     """Fail early (before touching the database) when parquet is asked without pyarrow."""
-    from weeke_pipeline.cli import UsageError
+    from weeke_pipeline.errors import UsageError
 
     if fmt == "parquet":
         try:
@@ -48,7 +49,7 @@ def check_format(fmt: str) -> None:
 def start(args: argparse.Namespace) -> Any:
     """Set up Django and return the acting user (None without --as-user); exit 2 on a user
     who may not run analyst commands."""
-    from weeke_pipeline.cli import UsageError
+    from weeke_pipeline.errors import UsageError
 
     setup(args)
     from weeke_pipeline.reading.exports import NotAllowed, acting_user
@@ -66,7 +67,7 @@ def actor(user: Any) -> Any:
 def prepare_out(out: Path, kind: str) -> None:
     """Make ``out`` ready: new or empty, or an earlier output of the same command (whose listed
     files are removed first, so no stale table, e.g. one with subject ids, is left behind)."""
-    from weeke_pipeline.cli import UsageError
+    from weeke_pipeline.errors import UsageError
 
     manifest = out / MANIFEST
     if out.exists() and not out.is_dir():

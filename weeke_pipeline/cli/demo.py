@@ -22,10 +22,11 @@ import logging
 from pathlib import Path
 
 from weeke_pipeline.atlas.bundle import load_atlas
+from weeke_pipeline.constants import DEFAULT_FORM
 from weeke_pipeline.resources import data_dir, default_atlas_dir
 from weeke_pipeline.scoring import load_form, score_items
 
-DEMO_FORM = "weeke-consensus-2025"
+DEMO_FORM = DEFAULT_FORM
 #: demo accounts (role, username); the demo password is printed, for trying the web app
 DEMO_USERS = (("coordinator", "coordinator"), ("reader", "reader1"), ("reader", "reader2"),
               ("adjudicator", "adjudicator"), ("analyst", "analyst"))
@@ -170,13 +171,18 @@ def run_demo(out: Path) -> dict[str, Path]:
 
     _say("3/4 analyst tables: exports with data dictionaries, agreement report, injury index")
     tables, agreement = out / "tables", out / "agreement"
-    from weeke_pipeline import cli
+    import argparse
+
+    from weeke_pipeline.cli.commands import agreement as agreement_cmd
+    from weeke_pipeline.cli.commands import export as export_cmd
 
     common = ["--data", str(reading), "--metrics", str(pipeline_out), "--as-user", "analyst"]
-    for argv in (["export", "--out", str(tables), *common],
-                 ["agreement", "--out", str(agreement), *common]):
-        if cli.main(argv) != 0:
-            raise RuntimeError(f"weeke {argv[0]} failed in the demo")
+    for name, command, argv in (("export", export_cmd, ["--out", str(tables), *common]),
+                                ("agreement", agreement_cmd, ["--out", str(agreement), *common])):
+        parser = argparse.ArgumentParser(prog=f"weeke {name}")
+        command.add_arguments(parser)
+        if command.run(parser.parse_args(argv)) != 0:
+            raise RuntimeError(f"weeke {name} failed in the demo")
 
     _say("4/4 reference scores of the sample study")
     reference = _reference_scores(sample, out)
