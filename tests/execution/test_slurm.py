@@ -57,17 +57,21 @@ def _squeue() -> dict[str, tuple[str, str]]:
     return {r[0]: (r[1], r[2]) for r in rows}
 
 
-def _wait_for_job(prefix: str, *, running: bool, timeout: float = 240,
+def _wait_for_job(step: str, sub: str, *, running: bool, timeout: float = 240,
                   proc: subprocess.Popen | None = None) -> str:
+    """Id of the job of ``step`` of subject ``sub`` (Nipype names a job
+    ``step.[sub-workflow.]sub_XX_ses_YY_wf.workflow.user``)."""
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         for job, (name, state) in _squeue().items():
-            if name.startswith(prefix) and (state == "RUNNING" or not running):
+            if name.startswith(f"{step}.") and f".sub_{sub}_" in name and (
+                    state == "RUNNING" or not running):
                 return job
         if proc is not None and proc.poll() is not None:
-            pytest.fail(f"the run ended (rc {proc.returncode}) before job {prefix} appeared")
+            pytest.fail(f"the run ended (rc {proc.returncode}) before the {step} job of "
+                        f"sub-{sub} appeared")
         time.sleep(0.3)
-    pytest.fail(f"no job {prefix} within {timeout} s")
+    pytest.fail(f"no {step} job of sub-{sub} within {timeout} s")
 
 
 # ------------------------------------------------------------- the plugin on a tiny workflow
@@ -105,7 +109,7 @@ def test_slurm_plugin_fixes_on_a_tiny_workflow(tmp_path: Path,
     cancelled: list[str] = []
 
     def cancel_sub01() -> None:
-        job = _wait_for_job("atlas_reg.sub_01", running=True)
+        job = _wait_for_job("atlas_reg", "01", running=True)
         subprocess.run(["scancel", job], check=True)
         cancelled.append(job)
 
@@ -206,7 +210,7 @@ def test_cancelled_job_fails_its_subject_and_a_second_run_is_refused(
     out = tmp_path / "out"
     proc = subprocess.Popen(_slurm(export, out), stdout=subprocess.PIPE,
                             stderr=subprocess.PIPE, text=True, env=_env())
-    job = _wait_for_job("atlas_reg.sub_01", running=False, proc=proc)
+    job = _wait_for_job("atlas_reg", "01", running=False, proc=proc)
     # a second driver on the same output is refused at once, naming the first
     second = subprocess.run(_slurm(export, out), capture_output=True, text=True, env=_env())
     assert second.returncode == 2
@@ -227,7 +231,7 @@ def test_cancelled_job_fails_its_subject_and_a_second_run_is_refused(
     # the driver is killed (SIGTERM) while sub-01's atlas step runs: its jobs are cancelled
     proc = subprocess.Popen(_slurm(export, out), stdout=subprocess.DEVNULL,
                             stderr=subprocess.PIPE, text=True, env=_env())
-    job = _wait_for_job("atlas_reg.sub_01", running=True, proc=proc)
+    job = _wait_for_job("atlas_reg", "01", running=True, proc=proc)
     proc.send_signal(signal.SIGTERM)
     _, stderr = proc.communicate(timeout=120)
     assert proc.returncode == 128 + signal.SIGTERM, stderr[-2000:]
