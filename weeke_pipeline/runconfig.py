@@ -43,6 +43,7 @@ class RunConfig:
     plugin_args: dict[str, Any] = field(default_factory=lambda: {"n_procs": 2})
     subjects: list[str] = field(default_factory=list)  # only these participant labels
     form: str = "weeke-consensus-2025"
+    max_file_mb: float = 0.0  # ingest: per-file size limit in MiB (0: WEEKE_DICOM_MAX_MB, 2048)
 
     @classmethod
     def from_toml(cls, path: Path) -> RunConfig:

@@ -26,6 +26,7 @@ import hashlib
 import json
 import logging
 import os
+import re
 import shutil
 import threading
 from collections import deque
@@ -37,8 +38,9 @@ from pathlib import Path
 from weeke_pipeline import atomic
 from weeke_pipeline.dicom import deidentify as deid
 from weeke_pipeline.dicom import sessions as ses_table
-from weeke_pipeline.dicom.discover import Series, Skipped, discover, group_series
-from weeke_pipeline.dicom.table import SeriesRow, read_overrides, series_row
+from weeke_pipeline.dicom.discover import Series, Skipped, discover, group_series, quiet_pydicom
+from weeke_pipeline.dicom.identity import birth_date_conflicts, patient_key
+from weeke_pipeline.dicom.table import SeriesRow, read_overrides, safe_series_row
 from weeke_pipeline.dicom.validate import SeriesCheckError, check_series, series_label
 from weeke_pipeline.workers import pool_size, worker_pool
 
@@ -165,16 +167,44 @@ def run_dcm2niix(source_dir: Path, out_dir: Path) -> list[Path]:
     out_dir.mkdir(parents=True, exist_ok=True)
     conv = Dcm2niix(source_dir=str(source_dir), output_dir=str(out_dir), out_filename="conv",
                     compress="y", bids_format=True, anon_bids=True)
-    conv.run(cwd=str(out_dir))
+    try:
+        runtime = conv.run(cwd=str(out_dir)).runtime
+        printed = f"{runtime.stdout or ''}\n{runtime.stderr or ''}"
+    except Exception as exc:  # nipype raises on a non-zero exit; its text holds the output
+        printed = str(exc)
     niis = sorted(out_dir.glob("conv*.nii.gz"))
     if not niis:
-        raise RuntimeError("dcm2niix wrote no image")
+        raise RuntimeError(dcm2niix_failure(printed))
     return niis
+
+
+_DCM2NIIX_PROBLEM = re.compile(r"error|unable|unsupport|corrupt|fail|decod|invalid|missing|"
+                               r"not (?:supported|a dicom)|skipping", re.IGNORECASE)
+
+
+def dcm2niix_failure(printed: str) -> str:
+    """A one-line reason from dcm2niix's output when it wrote no image (its error lines, with
+    timestamps and work-folder paths removed), instead of a bare "wrote no image"."""
+    lines: list[str] = []
+    for line in printed.splitlines():
+        line = re.sub(r"^\s*(?:stdout|stderr)?\s*\d{4}-\d\d-\d\dT[\d:.]+:", "", line).strip()
+        line = re.sub(r"'?/[^\s']*/([^/\s']+)'?", r"\1", line)  # paths -> file names
+        if line and _DCM2NIIX_PROBLEM.search(line) and line not in lines:
+            lines.append(line)
+    lines.sort(key=lambda line: "error" not in line.lower())  # its errors first
+    if not lines:
+        return ("dcm2niix wrote no image and printed no reason (the pixel data may be "
+                "undecodable)")
+    more = f" (and {len(lines) - 2} more message(s))" if len(lines) > 2 else ""
+    return "dcm2niix wrote no image: " + "; ".join(lines[:2])[:300] + more
 
 
 def clean_sidecar(path: Path, extra: dict[str, object]) -> None:
     data = json.loads(path.read_text()) if path.exists() else {}
     data = {k: v for k, v in data.items() if k not in _SIDECAR_DENY}
+    name = data.get("SequenceName")
+    if name is not None and not (isinstance(name, str) and deid.SEQUENCE_NAME.fullmatch(name)):
+        del data["SequenceName"]  # free text where a sequence name should be
     data.update(extra)
     atomic.write_text(path, json.dumps(data, indent=2, sort_keys=True) + "\n")
 
@@ -195,12 +225,15 @@ def _move_set(nii: Path, dest_stem: Path) -> list[Path]:
 
 
 # --------------------------------------------------------------------------- the steps
-def inspect_dicom(dicom_dir: str | Path, series_table: str | Path | None = None
+def inspect_dicom(dicom_dir: str | Path, series_table: str | Path | None = None, *,
+                  max_file_mb: float | None = None
                   ) -> tuple[list[Series], list[SeriesRow], list[Skipped]]:
-    """Discover, group and classify; apply an edited series table's classifications."""
-    images, skipped = discover(dicom_dir)
+    """Discover, group and classify; apply an edited series table's classifications.
+    A series whose headers cannot be classified gets ``problem`` set (refused)."""
+    images, skipped = discover(dicom_dir, max_file_mb=max_file_mb)
     series = group_series(images)
-    rows = [series_row(s) for s in series]
+    with quiet_pydicom():
+        rows = [safe_series_row(s) for s in series]
     if series_table is not None:
         overrides = read_overrides(series_table)
         for r in rows:
@@ -251,6 +284,7 @@ def ingest_and_convert(
     compute_adc: bool = True,
     workers: int | None = None,
     background: Callable[[], None] | None = None,
+    max_file_mb: float | None = None,
 ) -> IngestResult:
     """The whole ingest: classify, de-identify into ``work_dir``, convert into ``out_dir``.
 
@@ -260,7 +294,8 @@ def ingest_and_convert(
     Dcm2niix interface is called directly). The series are de-identified and converted by
     ``workers`` processes (default: the usable CPUs); the outputs do not depend on it.
     ``background`` runs in a thread of this process while they do (it only waits for them
-    then), and has finished when this returns."""
+    then), and has finished when this returns. ``max_file_mb``: the per-object size limit
+    (``weeke_pipeline.dicom.guards.max_bytes``)."""
     out_dir = Path(out_dir)
     work_dir = Path(work_dir) if work_dir else out_dir.parent / (out_dir.name + "_work")
     uid_key, how = resolve_key(key, participants)
@@ -268,7 +303,7 @@ def ingest_and_convert(
                                              os.environ.get("WEEKE_PROJECT_KEY") else None)
               if participants else deid.Pseudonymizer(key=uid_key))
     table = load_session_table(sessions, participants)  # bad table: stop before any work
-    series, rows, skipped = inspect_dicom(dicom_dir, series_table)
+    series, rows, skipped = inspect_dicom(dicom_dir, series_table, max_file_mb=max_file_mb)
     if not series:
         raise NoDicomError(
             f"no DICOM image found in {dicom_dir}" + (
@@ -279,28 +314,49 @@ def ingest_and_convert(
     out_dir.mkdir(parents=True, exist_ok=True)
     results: list[SeriesResult] = []
     pseudonyms: dict[str, str] = {}
+    by_id: dict[int, str] = {}
+    volumes: dict[int, int | None] = {}
     for s, r in zip(series, rows, strict=True):
         src = scrub(series_label(s))
+        if s.problem:  # identity conflict or unclassifiable header: refused, named
+            msg = f"{src}: {scrub(s.problem)}"
+            log.error("%s", msg)
+            results.append(SeriesResult(src, r.classification, "failed", msg))
+            continue
         if r.classification not in CONVERTED:
             results.append(SeriesResult(src, r.classification, "skipped",
                                         f"{r.classification} series not converted"))
             continue
         try:
-            p = pseudo(str(s.first.get("PatientID", "")))
-        except deid.DeidentificationError as exc:
-            results.append(SeriesResult(src, r.classification, "failed", f"{src}: {exc}"))
+            p = pseudo(patient_key(s.first))
+        except ValueError as exc:  # DeidentificationError too
+            msg = f"{src}: {exc}"
+            log.error("%s", msg)
+            results.append(SeriesResult(src, r.classification, "failed", msg))
             continue
         try:
             checked = check_series(s)
-        except SeriesCheckError as exc:
-            msg = scrub(str(exc))
+        except Exception as exc:  # SeriesCheckError, or a header no check foresaw
+            msg = scrub(str(exc) if isinstance(exc, SeriesCheckError) else
+                        f"{series_label(s)}: series checks failed ({type(exc).__name__}); "
+                        "not converted")
             log.error("sub-%s: %s; series not converted", p, msg)
             results.append(SeriesResult(src, r.classification, "failed", msg, participant=p))
             continue
         for warning in checked.warnings:
             log.warning("sub-%s: %s", p, scrub(warning))
         s.instances = checked.instances
-        pseudonyms[s.series_uid] = p
+        by_id[id(s)] = p
+        volumes[id(s)] = checked.volumes
+    conflicts = birth_date_conflicts(series, by_id)
+    for s, r in zip(series, rows, strict=True):
+        conflict = conflicts.get(id(s))
+        if conflict:
+            msg = f"{scrub(series_label(s))}: {conflict}"
+            log.error("sub-%s: %s", by_id.pop(id(s)), msg)
+            results.append(SeriesResult(scrub(series_label(s)), r.classification, "failed",
+                                        msg))
+    pseudonyms.update({s.series_uid: by_id[id(s)] for s in series if id(s) in by_id})
     assigned = _sessions(series, pseudonyms, table)
     for s, r in zip(series, rows, strict=True):
         if s.study_uid in assigned.failures and s.series_uid in pseudonyms:
@@ -324,6 +380,11 @@ def ingest_and_convert(
             k = (pseudonyms[s.series_uid], sessions[s.study_uid], r.classification)
             counts[k] = counts.get(k, 0) + 1
     jobs: list[ConvertJob] = []
+    # a session with an ADC series of its own: an ADC dcm2niix splits off a DWI (Philips) gets
+    # another name, so the two never overwrite each other (which one won depended on timing)
+    with_adc = {(pseudonyms[s.series_uid], sessions[s.study_uid]) for s, r in
+                zip(series, rows, strict=True) if s.series_uid in pseudonyms
+                and r.classification == "adc"}
     for s, r in zip(series, rows, strict=True):
         if s.series_uid not in pseudonyms:
             continue
@@ -334,7 +395,9 @@ def ingest_and_convert(
             sources=[i.source for i in s.instances], src=scrub(series_label(s)),
             sid=deid.keyed_uid(s.series_uid, uid_key).rsplit(".", 1)[-1][:16],
             classification=r.classification, evidence=r.evidence, participant=p, session=ses,
-            run=f"run-{runs[k]}_" if counts[k] > 1 else "", age_days=deid.age_in_days(s.first)))
+            run=f"run-{runs[k]}_" if counts[k] > 1 else "", age_days=deid.age_in_days(s.first),
+            volumes=volumes.get(id(s)), embedded_adc="acq-dwi_desc-scanner_ADC"
+            if (p, ses) in with_adc else "desc-scanner_ADC"))
     ages: dict[tuple[str, str], int | None] = {}
     for job, res in zip(jobs, convert_series(jobs, out_dir, work_dir, uid_key, scrub, workers,
                                                   background=background),
@@ -361,6 +424,8 @@ class ConvertJob:
     session: str
     run: str  # "run-<n>_" or ""
     age_days: int | None
+    volumes: int | None = None  # volumes the headers describe (classic series), for DWIs
+    embedded_adc: str = "desc-scanner_ADC"  # name of an ADC map dcm2niix splits off a DWI
 
 
 #: DICOM files per de-identification task (a DWI series of ~700 files makes ~11 tasks)
@@ -485,10 +550,22 @@ def _convert_deidentified(job: ConvertJob, out_dir: Path, work_dir: Path
                  "WeekeClassification": job.classification,
                  "WeekeClassificationEvidence": job.evidence}
         main = niis[0]
+        written: dict[str, int] = {}
         for nii in niis:
             tag = nii.name[len("conv"): -len(".nii.gz")].strip("_")
+            n_vol = _volumes(nii)
+            written[tag or "dwi"] = n_vol
+            if tag == "ADC" and job.classification == "dwi" and n_vol > 1:
+                # a 4D "derived" image split off a DWI with missing directions is raw signal,
+                # not an ADC map: never labelled as one
+                for ext in (".nii.gz", ".json", ".bval", ".bvec"):
+                    nii.with_name(nii.name[: -len(".nii.gz")] + ext).unlink(missing_ok=True)
+                notes.append((logging.WARNING, f"{src}: dcm2niix split off a {n_vol}-volume "
+                               "image tagged ADC (raw diffusion signal, not an ADC map); not "
+                               "kept"))
+                continue
             if tag == "ADC" and job.classification == "dwi":  # Philips: ADC inside the DWI
-                stem, cls = base / f"{prefix}desc-scanner_ADC", "adc"
+                stem, cls = base / f"{prefix}{job.embedded_adc}", "adc"
             elif nii is main:
                 stem, cls = base / f"{prefix}{suffix}", job.classification
             else:
@@ -501,6 +578,13 @@ def _convert_deidentified(job: ConvertJob, out_dir: Path, work_dir: Path
             moved = _move_set(nii, stem)
             res.outputs.extend(str(m.relative_to(out_dir)) for m in moved)
         res.status = "converted"
+        dwi_volumes = written.get(niis[0].name[len("conv"): -len(".nii.gz")].strip("_") or "dwi")
+        if job.classification == "dwi" and job.volumes and dwi_volumes != job.volumes:
+            split = ", ".join(f"{k} ({v})" for k, v in written.items() if k != "dwi")
+            res.message = (f"{src}: the DWI headers describe {job.volumes} volume(s) per slice "
+                           f"position; dcm2niix wrote {dwi_volumes} into the DWI"
+                           + (f" and split off {split}" if split else ""))
+            notes.append((logging.WARNING, res.message))
         if job.classification == "dwi" and not _has_bvalues(out_dir, res.outputs):
             # kept in the raw data for reading, but no ADC fit and no tensor fit: dcm2niix
             # writes all-zero b-values when the headers have none, so those files go
@@ -516,9 +600,18 @@ def _convert_deidentified(job: ConvertJob, out_dir: Path, work_dir: Path
     except Exception as exc:  # one series must not stop the others
         if atomic.is_disk_full(exc):
             raise atomic.write_error(exc, getattr(exc, "filename", None) or work_dir) from exc
-        res.message = f"{src}: {type(exc).__name__}: {exc}"
+        what = str(exc) if isinstance(exc, RuntimeError) else f"{type(exc).__name__}: {exc}"
+        res.message = f"{src}: {what}"
         notes.append((logging.ERROR, res.message))
     return res, notes
+
+
+def _volumes(nii: Path) -> int:
+    """Volumes of a NIfTI (1 for a 3D image), from its header only."""
+    import nibabel as nib
+
+    shape = nib.load(nii).shape
+    return int(shape[3]) if len(shape) > 3 else 1
 
 
 def _has_bvalues(out_dir: Path, outputs: list[str]) -> bool:
