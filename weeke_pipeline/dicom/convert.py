@@ -255,12 +255,16 @@ def preview_sessions(series: list[Series], rows: list[SeriesRow], sessions: str 
     for s in series:
         pid = str(s.first.get("PatientID", "")).strip()
         try:
-            p = pseudo(pid) if pseudo else None
+            key = patient_key(s.first)
+        except ValueError:
+            key = pid
+        try:
+            p = pseudo(key) if pseudo else None
         except deid.DeidentificationError:
             p = None
         if s.study_uid not in studies:
             studies[s.study_uid] = ses_table.Study(
-                uid=s.study_uid, group=f"sub-{p}" if p else f"id:{pid}", patient_id=pid,
+                uid=s.study_uid, group=f"sub-{p}" if p else f"id:{key}", patient_id=pid,
                 pseudonym=p, first=s.first, order=_study_order_key(s))
     assigned = ses_table.assign(studies.values(), table)
     for s, r in zip(series, rows, strict=True):
@@ -555,9 +559,10 @@ def _convert_deidentified(job: ConvertJob, out_dir: Path, work_dir: Path
             tag = nii.name[len("conv"): -len(".nii.gz")].strip("_")
             n_vol = _volumes(nii)
             written[tag or "dwi"] = n_vol
-            if tag == "ADC" and job.classification == "dwi" and n_vol > 1:
-                # a 4D "derived" image split off a DWI with missing directions is raw signal,
-                # not an ADC map: never labelled as one
+            if tag == "ADC" and job.classification == "dwi" and not _is_scanner_adc(nii):
+                # dcm2niix tags every "derived" volume it splits off a DWI (b > 0 without a
+                # direction) "ADC": with directions lost in the export that is raw signal,
+                # never labelled as an ADC map
                 for ext in (".nii.gz", ".json", ".bval", ".bvec"):
                     nii.with_name(nii.name[: -len(".nii.gz")] + ext).unlink(missing_ok=True)
                 notes.append((logging.WARNING, f"{src}: dcm2niix split off a {n_vol}-volume "
@@ -585,6 +590,10 @@ def _convert_deidentified(job: ConvertJob, out_dir: Path, work_dir: Path
                            f"position; dcm2niix wrote {dwi_volumes} into the DWI"
                            + (f" and split off {split}" if split else ""))
             notes.append((logging.WARNING, res.message))
+        if job.classification == "dwi" and _no_directions(out_dir, res.outputs):
+            res.message = (f"{src}: DWI with b-values but no gradient directions (isotropic or "
+                           "trace, or lost in the export): ADC only, the tensor fit is skipped")
+            notes.append((logging.WARNING, res.message))
         if job.classification == "dwi" and not _has_bvalues(out_dir, res.outputs):
             # kept in the raw data for reading, but no ADC fit and no tensor fit: dcm2niix
             # writes all-zero b-values when the headers have none, so those files go
@@ -606,12 +615,41 @@ def _convert_deidentified(job: ConvertJob, out_dir: Path, work_dir: Path
     return res, notes
 
 
+def _is_scanner_adc(nii: Path) -> bool:
+    """An image dcm2niix split off a DWI is a scanner ADC map only when it is one volume and
+    its Image Type names ADC (Philips stores the ADC inside the DWI series); else it is
+    direction-less diffusion signal (trace-weighted, or directions lost in the export)."""
+    sidecar = nii.with_name(nii.name[: -len(".nii.gz")] + ".json")
+    try:
+        image_type = json.loads(sidecar.read_text()).get("ImageType") or []
+    except (OSError, ValueError):
+        image_type = []
+    return _volumes(nii) == 1 and any("ADC" in str(t).upper() for t in image_type)
+
+
 def _volumes(nii: Path) -> int:
     """Volumes of a NIfTI (1 for a 3D image), from its header only."""
     import nibabel as nib
 
     shape = nib.load(nii).shape
     return int(shape[3]) if len(shape) > 3 else 1
+
+
+def _no_directions(out_dir: Path, outputs: list[str]) -> bool:
+    """True when a DWI has diffusion-weighted volumes (b > 50) and none has a direction."""
+    import numpy as np
+
+    bval = next((o for o in outputs if o.endswith(".bval")), None)
+    bvec = next((o for o in outputs if o.endswith(".bvec")), None)
+    if bval is None or bvec is None:
+        return False
+    try:
+        b = np.loadtxt(out_dir / bval, ndmin=1)
+        g = np.loadtxt(out_dir / bvec, ndmin=2)
+        dw = b > 50.0
+        return bool(dw.any()) and bool(np.all(np.linalg.norm(g[:, dw], axis=0) < 0.5))
+    except (OSError, ValueError, IndexError):
+        return False
 
 
 def _has_bvalues(out_dir: Path, outputs: list[str]) -> bool:
