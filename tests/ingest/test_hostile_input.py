@@ -254,7 +254,7 @@ def test_dwi_without_directions_skips_only_the_tensor_fit(tmp_path: Path) -> Non
     """Item 5: b-values without gradient directions: ADC only, with a QC note (not a crash)."""
     import nibabel as nib
 
-    from weeke_pipeline import dti
+    from weeke_pipeline.imaging import dti
 
     rng = np.random.default_rng(15)
     data = np.full((12, 12, 4, 4), 100.0) * rng.uniform(0.9, 1.1, (12, 12, 4, 4))
