@@ -38,9 +38,10 @@ from fuzz_dicom import (
 from weeke_pipeline import cli
 from weeke_pipeline.ingest import deidentify as deid
 from weeke_pipeline.ingest.classify import classify_series
-from weeke_pipeline.ingest.convert import CONVERTED, ingest_and_convert, inspect_dicom
+from weeke_pipeline.ingest.convert import CONVERTED
 from weeke_pipeline.ingest.discover import Source, discover, group_series, read_header
 from weeke_pipeline.ingest.identity import patient_key
+from weeke_pipeline.ingest.run import ingest_and_convert, inspect_dicom
 from weeke_pipeline.ingest.validate import SeriesCheckError, check_series, series_label
 
 LIMIT_MB = 4  # the size limit the corpus is built and read with

@@ -213,6 +213,8 @@ class _QCInputSpec(BaseInterfaceInputSpec):
     error = traits.Str(desc="upstream error text: the report then shows it (status fail)")
     extra_figures = traits.Dict(traits.Str, File(exists=True),
                                 desc="name -> PNG made by another step (e.g. FA colour map)")
+    atlas_notice = traits.Str("", usedefault=True,
+                              desc="atlas notice (phantom atlas on real data): status fail")
 
 
 class _QCOutputSpec(TraitedSpec):
@@ -240,6 +242,7 @@ class SubjectQC(SimpleInterface):
             self.inputs.subject, runtime.cwd, t2w=_opt(self.inputs.t2w),
             labels=_opt(self.inputs.labels), brain_mask=_opt(self.inputs.brain_mask),
             t1w=_opt(self.inputs.t1w), adc=_opt(self.inputs.adc), registration=regs or None,
-            error=_opt(self.inputs.error), extra_figures=_opt(self.inputs.extra_figures))
+            error=_opt(self.inputs.error), extra_figures=_opt(self.inputs.extra_figures),
+            notices=[self.inputs.atlas_notice] if self.inputs.atlas_notice else ())
         self._results.update(report=res.report, json=res.json, status=res.status)
         return runtime

@@ -24,9 +24,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 def run(args: argparse.Namespace) -> int:
     from pathlib import Path
 
-    from weeke_pipeline.cli import UsageError
-    from weeke_pipeline.ingest.convert import CONVERTED, inspect_dicom, preview_sessions
+    from weeke_pipeline.errors import UsageError
+    from weeke_pipeline.ingest.convert import CONVERTED
     from weeke_pipeline.ingest.deidentify import identifying_values, scrubber
+    from weeke_pipeline.ingest.run import inspect_dicom, preview_sessions
     from weeke_pipeline.ingest.series_table import format_table, write_table
     from weeke_pipeline.ingest.validate import SeriesCheckError, check_series, series_label
 
