@@ -258,7 +258,7 @@ def test_dwi_without_directions_skips_only_the_tensor_fit(tmp_path: Path) -> Non
     from weeke_pipeline.imaging import dti
 
     rng = np.random.default_rng(15)
-    data = np.full((12, 12, 4, 4), 100.0) * rng.uniform(0.9, 1.1, (12, 12, 4, 4))
+    data = np.full((12, 12, 5, 4), 100.0) * rng.uniform(0.9, 1.1, (12, 12, 5, 4))
     data[..., 1:] *= np.exp(-1000 * 1e-3)
     nib.save(nib.Nifti1Image(data.astype(np.float32), np.eye(4)), tmp_path / "d.nii.gz")
     (tmp_path / "d.bval").write_text("0 1000 1000 1000\n")
