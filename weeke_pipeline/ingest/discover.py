@@ -410,8 +410,13 @@ def group_series(images: list[Instance]) -> list[Series]:
         s.instances.sort(key=lambda i: (_int(i.header.get("InstanceNumber")), i.source.label))
     order: dict[str, list[Series]] = defaultdict(list)
     for group in groups.values():
-        for s in split_conflicts(group):  # two infants / acquisitions under one UID: refused
-            order[s.study_uid].append(s)
+        parts = split_conflicts(group.instances)  # two infants / acquisitions under one UID
+        if len(parts) == 1:
+            order[group.study_uid].append(group)
+            continue
+        for n, (items, problem) in enumerate(parts, start=1):  # each part refused
+            order[group.study_uid].append(Series(group.study_uid, group.series_uid, items,
+                                                 problem=problem, part=n))
     out: list[Series] = []
     for study in order.values():
         out.extend(sorted(study, key=lambda s: (_int(s.first.get("SeriesNumber")), s.series_uid,

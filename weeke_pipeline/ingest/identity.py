@@ -18,12 +18,9 @@ from __future__ import annotations
 
 import contextlib
 from collections import defaultdict
-from typing import TYPE_CHECKING
+from typing import Any
 
 from pydicom.dataset import Dataset
-
-if TYPE_CHECKING:
-    from weeke_pipeline.ingest.discover import Instance, Series
 
 
 def _text(ds: Dataset, keyword: str) -> str:
@@ -63,33 +60,27 @@ def patient_key(ds: Dataset) -> str:
                      "the series belongs to; not converted (fill in the Patient ID)")
 
 
-def split_conflicts(series: Series) -> list[Series]:
-    """``series`` itself when its files agree on patient and acquisition; else one part per
-    patient (then per acquisition), each with ``problem`` set (refused)."""
-    from weeke_pipeline.ingest.discover import Series as _Series
-
+def split_conflicts(instances: list[Any]) -> list[tuple[list[Any], str]]:
+    """The instances of one (Study, Series UID) group (``discover.Instance``: ``.header``) as
+    one part with no problem when they agree on patient and acquisition; else one part per
+    patient (then per acquisition), each with the reason it is refused."""
     for key, what in ((patient_identity, "different patients (Patient ID, Name or Birth "
                        "Date differ)"),
                       (acquisition, "different acquisitions (Scanning Sequence, Sequence "
                        "Variant, Acquisition Type or Repetition Time differ)")):
-        parts: dict[tuple[str, ...], list[Instance]] = defaultdict(list)
-        for inst in series.instances:
+        parts: dict[tuple[str, ...], list[Any]] = defaultdict(list)
+        for inst in instances:
             parts[key(inst.header)].append(inst)
         if len(parts) > 1:
-            out = []
-            for n, items in enumerate(parts.values(), start=1):
-                part = _Series(series.study_uid, series.series_uid, items)
-                part.part = n
-                part.problem = (f"files of {len(parts)} {what} share one Study and Series "
-                                f"Instance UID ({len(items)} of {len(series.instances)} files"
-                                " here); refused, so that they are not merged: export the "
-                                "series again or separate the files")
-                out.append(part)
-            return out
-    return [series]
+            return [(items, f"files of {len(parts)} {what} share one Study and Series "
+                            f"Instance UID ({len(items)} of {len(instances)} files here); "
+                            "refused, so that they are not merged: export the series again or "
+                            "separate the files")
+                    for items in parts.values()]
+    return [(list(instances), "")]
 
 
-def birth_date_conflicts(series: list[Series], pseudonyms: dict[int, str]) -> dict[int, str]:
+def birth_date_conflicts(series: list[Any], pseudonyms: dict[int, str]) -> dict[int, str]:
     """Series (by ``id()``) whose participant key is shared with files of another birth date."""
     births: dict[str, set[str]] = defaultdict(set)
     for s in series:
