@@ -219,8 +219,7 @@ def build_workflow(cfg: RunConfig, sessions: list[SubjectInputs], *, deriv: Path
             preset=cfg.preset, adc_thresholds=tuple(cfg.adc_thresholds),
             reference_tissue=cfg.reference_tissue, dti=cfg.dti,
             atlas_label_table=str(atlas.path / "labels.tsv"),
-            atlas_meta=str(atlas.path / "atlas.json") if (atlas.path / "atlas.json").is_file()
-            else None, pma_weeks=pma.get(s.subject),
+            pma_weeks=pma.get(s.subject),
             name=f"sub_{s.subject}_ses_{s.session}_wf")
         for key in ("t2w", "t1w", "dwi", "bval", "bvec", "adc"):
             value = getattr(s, key)

@@ -92,18 +92,14 @@ def snr_background(image: np.ndarray, brain: np.ndarray) -> float:
 
 def qc_numbers(t2w: Any, labels: Any, brain_mask: Any, *, t1w: Any | None = None,
                adc: Any | None = None, registration: Mapping[str, Any] | None = None,
-               atlas_labels: Any | None = None, atlas_meta: Mapping[str, Any] | None = None,
-               pma_weeks: float | None = None, subject_synthetic: bool | None = None,
-               label_confidence: Mapping[str, float] | None = None) -> dict[str, Any]:
+               atlas_labels: Any | None = None, pma_weeks: float | None = None
+               ) -> dict[str, Any]:
     """QC numbers of one subject (images in T2w space). ``registration`` may hold
     ``to_atlas`` and ``within_subject`` dicts with ``similarity_before``/``similarity_after``
     (as :class:`weeke_pipeline.registration.RegistrationResult.to_dict`); its ``to_atlas``
     SyN warp gives the Jacobian numbers. ``atlas_labels`` (the atlas dseg, or a list of them
-    for several atlases) gives the coverage relative to the atlas's regions, ``atlas_meta``
-    (atlas.json) whether it is the phantom, ``pma_weeks`` the expected brain volume,
-    ``subject_synthetic`` (None: read from the T2w's BIDS sidecar) whether the subject came
-    from ``weeke synth``; ``label_confidence`` the multi-atlas per-region agreement
-    (:mod:`weeke_pipeline.qc_anatomy`)."""
+    for several atlases) gives the coverage relative to the atlas's regions, ``pma_weeks``
+    (postmenstrual age at scan) the expected brain volume (:mod:`weeke_pipeline.qc_anatomy`)."""
     img, zooms = _load(t2w, "T2w")
     lab, _ = _load(labels, "label map")
     mask, _ = _load(brain_mask, "brain mask")
@@ -138,10 +134,7 @@ def qc_numbers(t2w: Any, labels: Any, brain_mask: Any, *, t1w: Any | None = None
         many = atlas_labels if isinstance(atlas_labels, list | tuple) else [atlas_labels]
         regions = sorted({i for a in many for i in qa.regions_of(_load(a, "atlas labels")[0])})
     out.update(qa.anatomy_numbers(img, lab, brain, zooms, warp=warp, atlas_regions=regions,
-                                  pma_weeks=pma_weeks, label_confidence=label_confidence))
-    out["atlas_is_phantom"] = qa.is_phantom_atlas(atlas_meta)
-    out["subject_synthetic"] = (qa.is_synthetic_subject(t2w) if subject_synthetic is None
-                                else subject_synthetic)
+                                  pma_weeks=pma_weeks))
     if adc is not None:
         a, _ = _load(adc, "ADC")
         if a.shape != img.shape:
@@ -416,6 +409,8 @@ def _fmt(v: Any) -> str:
         return "n/a" if not np.isfinite(v) else f"{v:.4g}"
     if isinstance(v, list):
         return ", ".join(map(str, v)) or "none"
+    if isinstance(v, Mapping):  # e.g. tissue medians, Jacobian numbers (qc_anatomy)
+        return "; ".join(f"{k} {_fmt(x)}" for k, x in v.items()) or "none"
     return str(v)
 
 
@@ -476,14 +471,12 @@ def run_subject_qc(subject: str, out_dir: str | os.PathLike[str], *, t2w: Any | 
                    error: str | None = None,
                    extra_figures: Mapping[str, Any] | None = None,
                    atlas_labels: Any | None = None,
-                   atlas_meta: Mapping[str, Any] | None = None,
-                   pma_weeks: float | None = None,
-                   label_confidence: Mapping[str, float] | None = None) -> QCResult:
+                   pma_weeks: float | None = None) -> QCResult:
     """Numbers, flag, figures, JSON and HTML for one subject, in ``out_dir``.
 
     Never raises for a bad subject: an upstream ``error`` (e.g. the pipeline's exception text)
     or a failure here gives status ``fail`` and a report showing the error. ``atlas_labels``,
-    ``atlas_meta``, ``pma_weeks``, ``label_confidence``: see :func:`qc_numbers`. Files:
+    ``pma_weeks``: see :func:`qc_numbers`. Files:
     ``<subject>_qc.json``, ``<subject>_qc.html``, ``figures/<subject>_desc-<name>_qc.png``.
     """
     out = Path(out_dir)
@@ -501,8 +494,7 @@ def run_subject_qc(subject: str, out_dir: str | os.PathLike[str], *, t2w: Any | 
             try:
                 numbers = qc_numbers(t2w, labels, brain_mask, t1w=t1w, adc=adc,
                                      registration=registration, atlas_labels=atlas_labels,
-                                     atlas_meta=atlas_meta, pma_weeks=pma_weeks,
-                                     label_confidence=label_confidence)
+                                     pma_weeks=pma_weeks)
                 status, reasons = qc_flag(numbers)
             except Exception as exc:  # a broken subject still gets a report
                 error = f"{type(exc).__name__}: {exc}"

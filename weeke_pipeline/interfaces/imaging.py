@@ -214,9 +214,7 @@ class _QCInputSpec(BaseInterfaceInputSpec):
                                 desc="name -> PNG made by another step (e.g. FA colour map)")
     atlas_labels = traits.Either(File(exists=True), traits.List(File(exists=True)),
                                  desc="atlas dseg(s): coverage is judged on the regions they have")
-    atlas_meta = File(exists=True, desc="atlas.json (tells the phantom atlas apart)")
     pma_weeks = traits.Float(desc="postmenstrual age at scan: expected brain volume")
-    label_confidence = File(exists=True, desc="JSON region -> multi-atlas label confidence")
 
 
 class _QCOutputSpec(TraitedSpec):
@@ -240,17 +238,11 @@ class SubjectQC(SimpleInterface):
             if _opt(getattr(self.inputs, trait)):
                 files[key] = getattr(self.inputs, trait)
         regs = {k: json.loads(Path(v).read_text(encoding="utf-8")) for k, v in files.items()}
-        meta = _opt(self.inputs.atlas_meta)
-        conf = _opt(self.inputs.label_confidence)
         res = qc.run_subject_qc(
             self.inputs.subject, runtime.cwd, t2w=_opt(self.inputs.t2w),
             labels=_opt(self.inputs.labels), brain_mask=_opt(self.inputs.brain_mask),
             t1w=_opt(self.inputs.t1w), adc=_opt(self.inputs.adc), registration=regs or None,
             error=_opt(self.inputs.error), extra_figures=_opt(self.inputs.extra_figures),
-            atlas_labels=_opt(self.inputs.atlas_labels),
-            atlas_meta=json.loads(Path(meta).read_text(encoding="utf-8")) if meta else None,
-            pma_weeks=_opt(self.inputs.pma_weeks),
-            label_confidence=(json.loads(Path(conf).read_text(encoding="utf-8"))
-                              if conf else None))
+            atlas_labels=_opt(self.inputs.atlas_labels), pma_weeks=_opt(self.inputs.pma_weeks))
         self._results.update(report=res.report, json=res.json, status=res.status)
         return runtime

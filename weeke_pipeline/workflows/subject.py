@@ -40,7 +40,7 @@ def init_subject_wf(*, subject: str, session: str, atlas_t2w: str, atlas_brain_m
                     adc_thresholds: tuple[float, ...] = (800.0, 1000.0),
                     reference_tissue: str = "cerebellum", dti: bool = True,
                     atlas_label_table: str | None = None,
-                    atlas_meta: str | None = None, pma_weeks: float | None = None,
+                    pma_weeks: float | None = None,
                     name: str = "subject_wf") -> pe.Workflow:
     """Build one subject's workflow.
 
@@ -69,8 +69,6 @@ def init_subject_wf(*, subject: str, session: str, atlas_t2w: str, atlas_brain_m
                       mem_gb=MEM_GB["metrics"])
     qc = pe.Node(SubjectQC(subject=f"sub-{subject}_ses-{session}", atlas_labels=atlas_labels),
                  name="qc", mem_gb=MEM_GB["qc"])
-    if atlas_meta:  # tells the phantom atlas apart (qc_anatomy)
-        qc.inputs.atlas_meta = atlas_meta
     if pma_weeks is not None:  # expected brain volume for the age
         qc.inputs.pma_weeks = pma_weeks
     reports = _dict_node("reports", ["to_atlas", "T1w", "ADC"])
