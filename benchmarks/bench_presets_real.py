@@ -40,7 +40,7 @@ CLASSES = (1, 2, 3, 5, 6, 7)  # Draw-EM: CSF, cortex, WM, ventricles, cerebellum
 def main(argv: list[str] | None = None) -> int:
     import ants
 
-    from weeke_pipeline import registration as R
+    from weeke_pipeline.imaging import registration as R
 
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--mm", type=float, default=1.0, help="isotropic voxel size (0 = native)")

@@ -23,7 +23,7 @@ pipeline calls them. Prints one row per run and the confusion table (expected go
 
     python benchmarks/calibrate_qc_real.py [--mm 2.0] [--preset fast] [--out DIR]
 
-The same cases at 3 mm are checked by tests/test_qc_real.py.
+The same cases at 3 mm are checked by tests/imaging/test_qc_real.py.
 """
 
 from __future__ import annotations
@@ -136,7 +136,7 @@ def deform(img, seed: int, order: int):
     """``img`` through a known affine + smooth warp (:func:`synth.random_geometry`)."""
     from scipy import ndimage
 
-    from weeke_pipeline.synth import random_geometry
+    from weeke_pipeline.synth.study import random_geometry
 
     geom = random_geometry(np.random.default_rng(seed))
     geom = dataclasses.replace(geom, warp=geom.warp * 1.5)
@@ -263,8 +263,8 @@ def run_case(case: Case, out: Path, *, preset: str = "fast", reuse: bool = False
 
     import ants
 
-    from weeke_pipeline import qc
-    from weeke_pipeline import registration as R
+    from weeke_pipeline.imaging import qc
+    from weeke_pipeline.imaging import registration as R
 
     out.mkdir(parents=True, exist_ok=True)
     atlas = case.atlas()
