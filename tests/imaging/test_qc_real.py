@@ -134,6 +134,22 @@ def test_expected_volume_follows_age():
     assert lo < lo40 and hi > hi44
 
 
+def test_age_at_scan_from_the_participants_table(tmp_path):
+    """QC's expected brain volume uses the participants table's age at scan (weeks + days),
+    only for a subject with a single session (the table has one age per participant)."""
+    from weeke_pipeline.config import RunConfig
+    from weeke_pipeline.workflows.pipeline import SubjectInputs, _pma_weeks
+
+    table = tmp_path / "participants.tsv"
+    table.write_text("participant_id\tpatient_id\tpma_at_scan_weeks\tpma_at_scan_days\n"
+                     "sub-01\tX1\t43\t3\nsub-02\tX2\t41\t0\nsub-03\tX3\tn/a\t\n")
+    sessions = [SubjectInputs("01", "01", "a"), SubjectInputs("02", "01", "b"),
+                SubjectInputs("02", "02", "c"), SubjectInputs("03", "01", "d")]
+    pma = _pma_weeks(RunConfig(input_dir="in", output_dir="out", participants=str(table)),
+                     sessions)
+    assert pma == {"01": pytest.approx(43 + 3 / 7)}
+
+
 def _good_numbers() -> dict:
     """Numbers of a good run on a real brain (as the calibration measures them)."""
     return {"brain_volume_ml": 420.0, "label_coverage": 1.0, "mask_coverage": 0.95,
