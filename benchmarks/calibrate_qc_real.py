@@ -45,7 +45,6 @@ SHARED = Path(os.environ.get("WEEKE_SHARED_DATA", ROOT.parent / "shared" / "data
 SERAG = "atlases/serag2012_neonatal"
 UNC = "atlases/uncbcp_infant00/tpl-UNCBCP4DInfant_cohort-00_desc-brain_T2w.nii.gz"
 PHANTOM = ROOT / "atlases" / "weeke-phantom"
-PHANTOM_NOTICE = "phantom atlas on real data (atlas notice)"
 
 
 @dataclass
@@ -263,6 +262,7 @@ def run_case(case: Case, out: Path, *, preset: str = "fast", reuse: bool = False
 
     import ants
 
+    from weeke_pipeline.atlas.honesty import phantom_notice
     from weeke_pipeline.imaging import qc
     from weeke_pipeline.imaging import registration as R
 
@@ -289,11 +289,12 @@ def run_case(case: Case, out: Path, *, preset: str = "fast", reuse: bool = False
                             registration={"to_atlas": report},
                             atlas_labels=str(dseg_path), pma_weeks=case.pma_weeks)
     img_status, img_reasons = qc.qc_flag(numbers)
-    # The pipeline adds the phantom notice (weeke_pipeline.atlas.honesty: the phantom atlas on
-    # data without the synthetic-data markers, as every subject here) and then fails the run.
+    # The pipeline adds the atlas notice (the phantom atlas on data without the synthetic-data
+    # markers, as every subject here) and run_subject_qc then fails the run.
+    notice = phantom_notice({"name": atlas.name, "phantom": atlas.phantom}, sub_path)
     status, reasons = img_status, list(img_reasons)
-    if atlas.phantom:
-        status, reasons = "fail", [PHANTOM_NOTICE, *reasons]
+    if notice:
+        status, reasons = "fail", [notice, *reasons]
     return {"case": case.name, "expected": case.expected, "why": case.why,
             "status": status, "reasons": reasons, "image_status": img_status,
             "image_reasons": img_reasons, "numbers": numbers, "seconds": seconds}

@@ -23,7 +23,6 @@ from django.utils import timezone
 from django.views.decorators.http import require_GET, require_POST
 
 from weeke_pipeline.reading import audit, hanging, services, study, timing
-from weeke_pipeline.reading.importer import SEQUENCES
 from weeke_pipeline.reading.models import (
     Adjudication,
     Case,
@@ -33,6 +32,7 @@ from weeke_pipeline.reading.models import (
     ReaderAssignment,
     ReaderPreference,
 )
+from weeke_pipeline.reading.sequences import SEQUENCES
 from weeke_pipeline.reading.signals import client_address
 
 
@@ -457,6 +457,7 @@ def coordinator(request: HttpRequest) -> HttpResponse:
         "lock_history": DatabaseLock.objects.select_related("by").order_by("-id")[:20],
         "audit": audit.verify(),
         "reader_sequences": study.reader_sequences(),
+        "read_sessions": study.read_sessions(),
         "all_sequences": SEQUENCES, "default_sequences": study.DEFAULTS[study.READER_SEQUENCES],
         "setting_history": study.history()[:20]})
 

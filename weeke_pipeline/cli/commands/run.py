@@ -37,9 +37,9 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 
 def run(args: argparse.Namespace) -> int:
     from weeke_pipeline.atomic import OutputWriteError
-    from weeke_pipeline.cli import UsageError
     from weeke_pipeline.config import ConfigError, RunConfig
-    from weeke_pipeline.resources import data_dir
+    from weeke_pipeline.errors import UsageError
+    from weeke_pipeline.resources import find_atlas
     from weeke_pipeline.workflows.pipeline import run_pipeline, status_table
 
     try:
@@ -57,8 +57,7 @@ def run(args: argparse.Namespace) -> int:
     if args.participant_label:
         cfg.subjects = [s.removeprefix("sub-") for s in args.participant_label]
     if args.atlas:
-        shipped = data_dir("atlases") / args.atlas
-        cfg.atlas = str(shipped if (shipped / "atlas.json").is_file() else Path(args.atlas))
+        cfg.atlas = str(find_atlas(args.atlas))
     if args.plugin_args:
         try:
             extra = json.loads(args.plugin_args)

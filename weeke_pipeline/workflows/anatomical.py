@@ -1,0 +1,76 @@
+"""Anatomical registration: the atlas onto the subject's T2w, the T1w rigidly onto the T2w."""
+
+from __future__ import annotations
+
+from nipype.interfaces import utility as niu
+from nipype.pipeline import engine as pe
+
+from weeke_pipeline.interfaces.imaging import AtlasToSubject, RegisterWithinSubject
+from weeke_pipeline.workflows.nodes import MEM_GB, as_list
+
+
+def init_anat_reg_wf(*, atlas_t2w: str, atlas_brain_mask: str, atlas_labels: str,
+                     preset: str = "fast", has_t1w: bool = False,
+                     name: str = "anat_reg_wf") -> pe.Workflow:
+    """Register the atlas to the subject's T2w (the reference space) and the T1w to the T2w.
+
+    The atlas step is antspyx SyN with the preset's parameters (:mod:`weeke_pipeline.imaging.
+    registration`); the T1w step is rigid, restricted to the atlas brain mask.
+
+    Parameters
+    ----------
+    atlas_t2w, atlas_brain_mask, atlas_labels
+        the atlas bundle's T2w template, brain mask and label image
+    preset
+        registration preset name or TOML path
+    has_t1w
+        whether the session has a T1w (else no T1w node and its outputs stay undefined)
+    name
+        workflow name
+
+    Inputs
+    ------
+    t2w
+        the subject's T2w (BIDS raw)
+    t1w
+        the subject's T1w (BIDS raw; used when ``has_t1w``)
+
+    Outputs
+    -------
+    labels, brain_mask
+        atlas labels and brain mask on the T2w grid
+    atlas_report
+        registration JSON of the atlas step (similarity before/after, run time)
+    atlas_transforms
+        the atlas -> T2w transform files, in application order
+    t1w
+        the T1w resampled on the T2w grid
+    t1w_report
+        registration JSON of the T1w step
+    t1w_transforms
+        the T1w -> T2w transform, as a one-element list
+    """
+    wf = pe.Workflow(name=name)
+    inputnode = pe.Node(niu.IdentityInterface(fields=["t2w", "t1w"]), name="inputnode")
+    outputnode = pe.Node(niu.IdentityInterface(fields=[
+        "labels", "brain_mask", "atlas_report", "atlas_transforms", "t1w", "t1w_report",
+        "t1w_transforms"]), name="outputnode")
+    atlas_reg = pe.Node(AtlasToSubject(atlas_t2w=atlas_t2w, atlas_brain_mask=atlas_brain_mask,
+                                       atlas_labels=atlas_labels, preset=preset),
+                        name="atlas_reg", mem_gb=MEM_GB["atlas_reg"])
+    wf.connect([
+        (inputnode, atlas_reg, [("t2w", "t2w")]),
+        (atlas_reg, outputnode, [("labels", "labels"), ("brain_mask", "brain_mask"),
+                                 ("report", "atlas_report"),
+                                 ("forward_transforms", "atlas_transforms")]),
+    ])
+    if has_t1w:
+        t1w_reg = pe.Node(RegisterWithinSubject(name="T1w", preset=preset), name="t1w_reg",
+                          mem_gb=MEM_GB["rigid"])
+        wf.connect([
+            (inputnode, t1w_reg, [("t2w", "t2w"), ("t1w", "moving")]),
+            (atlas_reg, t1w_reg, [("brain_mask", "brain_mask")]),
+            (t1w_reg, outputnode, [("warped", "t1w"), ("report", "t1w_report"),
+                                   (("transform", as_list), "t1w_transforms")]),
+        ])
+    return wf
