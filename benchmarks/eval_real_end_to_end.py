@@ -205,7 +205,7 @@ def dice_table(dseg: Path, truth: Path) -> dict[str, float]:
 def qc_of(run_out: Path) -> list[tuple[str, str, str]]:
     """(subject, flag, reasons) from the run's QC outputs (TSV table, else the JSON reports)."""
     res = []
-    for f in sorted(run_out.rglob("*qc*.json")):
+    for f in sorted((run_out / "derivatives").rglob("*_qc.json")):
         try:
             d = json.loads(f.read_text())
         except ValueError:
@@ -224,10 +224,12 @@ def qc_of(run_out: Path) -> list[tuple[str, str, str]]:
 
 
 def run_one(label: str, dicom: Path, participants: Path, atlases: list[str], work: Path,
-            truths: dict[str, Path]) -> None:
+            truths: dict[str, Path], *, fresh: bool) -> None:
     out = work / f"run-{label}"
-    if out.exists():
+    if fresh and out.exists():
         shutil.rmtree(out)
+    for old in out.glob("derivatives/weeke/sub-*/**/*_qc.json"):
+        old.unlink()  # a resumed run (cached work folder) writes its QC again
     args = ["run", str(dicom), str(out), "--participants", str(participants), "--preset",
             "fast", "--no-dti", "--no-progress", "--nprocs", "1"]
     for a in atlases:
@@ -253,6 +255,8 @@ def main() -> int:
     ap.add_argument("--configs", default="phantom,serag,multi")
     ap.add_argument("--extra-atlas", action="append", default=[],
                     help="further atlases for the multi-atlas run (names or folders)")
+    ap.add_argument("--fresh", action="store_true",
+                    help="delete earlier run folders (default: resume from their work cache)")
     args = ap.parse_args()
     if not (SERAG / "template-40.nii.gz").exists():
         print(f"SKIP: real data not found at {SHARED} (set WEEKE_SHARED_DATA)")
@@ -282,11 +286,13 @@ def main() -> int:
                     + "\n")
     configs = args.configs.split(",")
     if "phantom" in configs:
-        run_one("phantom", data / "dicom", part, [], work, truths)
+        run_one("phantom", data / "dicom", part, [], work, truths,
+                fresh=args.fresh)
     if "serag" in configs or "multi" in configs:
         bundle = import_serag(work)
         if "serag" in configs:
-            run_one("serag40", data / "dicom", part, [str(bundle)], work, truths)
+            run_one("serag40", data / "dicom", part, [str(bundle)], work, truths,
+                    fresh=args.fresh)
         if "multi" in configs:
             _code, text, _ = weeke("run", "--help", log=work / "help.log")
             if "--label-fusion" not in text:
@@ -294,7 +300,7 @@ def main() -> int:
                       "branch not merged)")
             else:
                 run_one("multi", data / "dicom", part, [str(bundle), *args.extra_atlas], work,
-                        truths)
+                        truths, fresh=args.fresh)
     return 0
 
 
