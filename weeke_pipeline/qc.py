@@ -387,6 +387,12 @@ def write_report(out_html: str | os.PathLike[str], subject: str, *, status: str,
                 for when in ("similarity_before", "similarity_after"):
                     for m, x in r.get(when, {}).items():
                         rows.append((f"{name} {m} ({when.split('_')[1]})", _fmt(x)))
+        elif k == "label_confidence" and isinstance(v, Mapping):
+            rows.append((f"label fusion ({v.get('method')}, {v.get('n_atlases')} atlases): "
+                         "brain agreement", _fmt(v.get("brain_agreement"))))
+            for name, r in v.get("regions", {}).items():
+                rows.append((f"atlas agreement {name} (fraction agreeing / pairwise Dice)",
+                             f"{_fmt(r.get('agreement'))} / {_fmt(r.get('pairwise_dice'))}"))
         else:
             rows.append((k, _fmt(v)))
     table = "\n".join(f"<tr><th>{e(k)}</th><td>{e(v)}</td></tr>" for k, v in rows)
@@ -426,8 +432,15 @@ def run_subject_qc(subject: str, out_dir: str | os.PathLike[str], *, t2w: Any | 
                    t1w: Any | None = None, adc: Any | None = None,
                    registration: Mapping[str, Any] | None = None,
                    error: str | None = None,
-                   extra_figures: Mapping[str, Any] | None = None) -> QCResult:
+                   extra_figures: Mapping[str, Any] | None = None,
+                   label_confidence: Mapping[str, Any] | None = None) -> QCResult:
     """Numbers, flag, figures, JSON and HTML for one subject, in ``out_dir``.
+
+    ``label_confidence`` (multi-atlas runs: the fusion's JSON, see
+    :func:`weeke_pipeline.label_fusion.fuse_files`) is recorded as ``numbers
+    ["label_confidence"]``: method, number of atlases, brain agreement and per region the
+    agreement between the atlases (mean fraction agreeing with the fused label, mean pairwise
+    Dice).
 
     Never raises for a bad subject: an upstream ``error`` (e.g. the pipeline's exception text)
     or a failure here gives status ``fail`` and a report showing the error. Files:
@@ -448,6 +461,8 @@ def run_subject_qc(subject: str, out_dir: str | os.PathLike[str], *, t2w: Any | 
             try:
                 numbers = qc_numbers(t2w, labels, brain_mask, t1w=t1w, adc=adc,
                                      registration=registration)
+                if label_confidence:
+                    numbers["label_confidence"] = _confidence_numbers(label_confidence)
                 status, reasons = qc_flag(numbers)
             except Exception as exc:  # a broken subject still gets a report
                 error = f"{type(exc).__name__}: {exc}"
@@ -490,6 +505,17 @@ def run_subject_qc(subject: str, out_dir: str | os.PathLike[str], *, t2w: Any | 
                         numbers=numbers, figures=figures, error=error)
     return QCResult(subject, status, reasons, numbers, figures, str(page), str(js), error,
                     fig_errors)
+
+
+def _confidence_numbers(doc: Mapping[str, Any]) -> dict[str, Any]:
+    """The QC view of a label-confidence JSON (multi-atlas agreement)."""
+    regions = doc.get("regions", {})
+    return {"method": doc.get("method"), "n_atlases": doc.get("n_atlases"),
+            "brain_agreement": doc.get("brain_agreement"),
+            "disagreement_fraction": doc.get("disagreement_fraction"),
+            "regions": {r.get("name", k): {"agreement": r.get("agreement"),
+                                           "pairwise_dice": r.get("pairwise_dice")}
+                        for k, r in regions.items()}}
 
 
 def _json_default(o: Any) -> Any:

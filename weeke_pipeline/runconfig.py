@@ -34,6 +34,8 @@ class RunConfig:
     sessions: str = ""  # TSV: study (UID, accession number or date) -> ses- label
     key_file: str = ""  # project key for keyed-hash pseudonyms (default: generated, kept)
     atlas: str = ""  # atlas bundle folder (default: the shipped phantom atlas)
+    atlases: list[str] = field(default_factory=list)  # multi-atlas: names/folders, dhcp-auto
+    label_fusion: str = "jlf"  # jlf | majority (multi-atlas only)
     preset: str = "fast"  # registration preset name or TOML path
     adc_thresholds: list[float] = field(default_factory=lambda: [800.0, 1000.0])
     reference_tissue: str = "cerebellum"
@@ -70,7 +72,24 @@ class RunConfig:
             value = getattr(cfg, key)
             if value and not Path(value).is_absolute():
                 setattr(cfg, key, str((base / value).resolve()))
+        # atlas names (shipped, fetched, dhcp-auto) stay names; folders are taken from here
+        cfg.atlases = [str((base / a).resolve()) if not Path(a).is_absolute()
+                       and (base / a).is_dir() else a for a in cfg.atlases]
+        cfg.check(path)
         return cfg
+
+    def check(self, where: Path | str = "run specification") -> None:
+        """ConfigError for contradicting or unknown values (the message names the key)."""
+        if self.label_fusion not in ("jlf", "majority"):
+            raise ConfigError(f"{where}: label_fusion {self.label_fusion!r} is not jlf or "
+                              "majority")
+        if self.atlas and self.atlases:
+            raise ConfigError(f"{where}: give either atlas (one) or atlases (a list), not both")
+
+    @property
+    def atlas_list(self) -> list[str]:
+        """The atlases of this run: ``atlases``, else ``[atlas]``, else [] (the default)."""
+        return list(self.atlases) if self.atlases else [self.atlas] if self.atlas else []
 
     def to_toml(self, provenance: dict[str, Any] | None = None) -> str:
         """TOML text of this configuration, plus a ``[provenance]`` table."""

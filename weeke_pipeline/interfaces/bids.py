@@ -101,6 +101,9 @@ class _SinkInputSpec(BaseInterfaceInputSpec):
     dseg = File(exists=True, desc="atlas labels on the T2w grid")
     brain_mask = File(exists=True, desc="brain mask on the T2w grid")
     label_table = File(exists=True, desc="the atlas label table (labels.tsv)")
+    label_agreement = File(exists=True, desc="multi-atlas: fraction of atlases agreeing with"
+                           " the fused label, per voxel")
+    label_confidence = File(exists=True, desc="multi-atlas: per-region agreement JSON")
     metrics_tsv = File(exists=True)
     metrics_json = File(exists=True)
     qc_report = File(exists=True, desc="QC HTML page (its folder is copied whole)")
@@ -156,6 +159,9 @@ class DerivativesSink(SimpleInterface):
                      "table beside it (*_desc-atlas_dseg.tsv)"),
             "brain_mask": (f"anat/{stem}_space-T2w_desc-brain_mask.nii.gz",
                            "brain mask from the atlas on T2w"),
+            "label_agreement": (f"anat/{stem}_space-T2w_desc-atlasagreement_probseg.nii.gz",
+                                "multi-atlas segmentation: per voxel, the fraction of atlases"
+                                " whose propagated label is the fused label"),
         }
         for key, (rel, desc) in images.items():
             value = getattr(i, key)
@@ -164,6 +170,8 @@ class DerivativesSink(SimpleInterface):
                                  "Sources": [f"bids:raw:sub-{i.subject}/ses-{i.session}"]})
         if isdefined(i.label_table):
             put(i.label_table, f"anat/{stem}_space-T2w_desc-atlas_dseg.tsv")
+        if isdefined(i.label_confidence):  # per-region agreement of the fused atlases
+            put(i.label_confidence, f"anat/{stem}_space-T2w_desc-atlas_labelconfidence.json")
         if isdefined(i.extra_maps):
             for suffix, src in sorted(i.extra_maps.items()):
                 put(src, f"dwi/{stem}_space-T2w_{suffix}.nii.gz",

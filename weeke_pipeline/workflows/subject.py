@@ -13,6 +13,7 @@ from weeke_pipeline.interfaces.imaging import (
     RegisterWithinSubject,
     SubjectQC,
 )
+from weeke_pipeline.workflows.multiatlas import AtlasFiles, init_multiatlas_wf
 
 #: expected peak memory (GB) of the heavy nodes' processes, for MultiProc's scheduling
 MEM_GB = {"atlas_reg": 0.6, "rigid": 0.5, "tensor": 0.5, "metrics": 0.4, "qc": 0.4}
@@ -22,7 +23,15 @@ def _collect(**kwargs):
     """Dict of the defined keyword arguments (a Function node's body)."""
     from nipype.interfaces.base import isdefined
 
-    return {k: v for k, v in kwargs.items() if v is not None and isdefined(v)}
+    out = {}
+    for k, v in kwargs.items():
+        if v is None or not isdefined(v):
+            continue
+        if isinstance(v, dict):  # several entries at once (e.g. one per atlas)
+            out.update(v)
+        else:
+            out[k] = v
+    return out
 
 
 def _dict_node(name: str, fields: list[str]) -> pe.Node:
@@ -40,11 +49,18 @@ def init_subject_wf(*, subject: str, session: str, atlas_t2w: str, atlas_brain_m
                     adc_thresholds: tuple[float, ...] = (800.0, 1000.0),
                     reference_tissue: str = "cerebellum", dti: bool = True,
                     atlas_label_table: str | None = None,
+                    atlases: list[AtlasFiles] | None = None, label_fusion: str = "jlf",
                     name: str = "subject_wf") -> pe.Workflow:
     """Build one subject's workflow.
 
     With a DWI and ``dti``, a tensor fit (dipy; ADC only when under 6 directions) gives FA, MD,
     AD and RD, rigidly resampled onto the T2w with the b=0 -> T2w transform.
+
+    With two or more ``atlases`` (multi-atlas segmentation), each is registered by its own
+    node and their labels are fused (``label_fusion``: ``jlf`` or ``majority``;
+    :func:`~weeke_pipeline.workflows.multiatlas.init_multiatlas_wf`); ``atlas_t2w``,
+    ``atlas_brain_mask`` and ``atlas_labels`` are then ignored. The per-region agreement
+    between atlases goes into the metrics, QC and the derivatives.
 
     inputnode: ``t2w``, ``t1w``, ``dwi``, ``bval``, ``bvec``, ``adc`` (BIDS raw files);
     outputnode: ``out_dir`` (derivatives folder), ``qc_status``.
@@ -60,31 +76,40 @@ def init_subject_wf(*, subject: str, session: str, atlas_t2w: str, atlas_brain_m
     # n_procs stays 1: a registration uses ITK's threads (ITK_GLOBAL_DEFAULT_NUMBER_OF_THREADS),
     # but the atlas registration alone keeps only ~1.2 of 2 cores busy, so the tensor fit runs
     # beside it on the spare core instead of waiting (measured: it then costs no wall time).
-    atlas_reg = pe.Node(AtlasToSubject(atlas_t2w=atlas_t2w, atlas_brain_mask=atlas_brain_mask,
-                                       atlas_labels=atlas_labels, preset=preset),
-                        name="atlas_reg", mem_gb=MEM_GB["atlas_reg"])
+    multi = bool(atlases) and len(atlases) > 1
+    if multi:
+        atlas_reg = init_multiatlas_wf(atlases=list(atlases), preset=preset,
+                                       label_fusion=label_fusion, name="atlas_reg")
+        o = "outputnode."  # the sub-workflow's outputs
+    else:
+        if atlases:
+            atlas_t2w, atlas_brain_mask = atlases[0].t2w, atlases[0].brain_mask
+            atlas_labels = atlases[0].labels
+        atlas_reg = pe.Node(AtlasToSubject(atlas_t2w=atlas_t2w,
+                                           atlas_brain_mask=atlas_brain_mask,
+                                           atlas_labels=atlas_labels, preset=preset),
+                            name="atlas_reg", mem_gb=MEM_GB["atlas_reg"])
+        o = ""
     metrics = pe.Node(RegionMetrics(subject=subject, adc_thresholds=list(adc_thresholds),
                                     reference=reference_tissue), name="metrics",
                       mem_gb=MEM_GB["metrics"])
     qc = pe.Node(SubjectQC(subject=f"sub-{subject}_ses-{session}"), name="qc",
                  mem_gb=MEM_GB["qc"])
-    reports = _dict_node("reports", ["to_atlas", "T1w", "ADC"])
-    transforms = _dict_node("transforms", ["to_atlas", "T1w_to_T2w", "b0_to_T2w"])
+    reports = _dict_node("reports", ["to_atlas", "atlases", "T1w", "ADC"])
+    transforms = _dict_node("transforms", ["to_atlas", "atlases", "T1w_to_T2w", "b0_to_T2w"])
     sink = pe.Node(DerivativesSink(derivatives_dir=derivatives_dir, subject=subject,
                                    session=session, run_config=run_config), name="sink")
     if atlas_label_table:
         sink.inputs.label_table = atlas_label_table
     wf.connect([
-        (inputnode, atlas_reg, [("t2w", "t2w")]),
+        (inputnode, atlas_reg, [("t2w", ("inputnode." if multi else "") + "t2w")]),
         (inputnode, metrics, [("t2w", "t2w")]),
-        (atlas_reg, metrics, [("labels", "labels"), ("brain_mask", "brain_mask")]),
+        (atlas_reg, metrics, [(o + "labels", "labels"), (o + "brain_mask", "brain_mask")]),
         (inputnode, qc, [("t2w", "t2w")]),
-        (atlas_reg, qc, [("labels", "labels"), ("brain_mask", "brain_mask")]),
-        (atlas_reg, reports, [("report", "to_atlas")]),
-        (atlas_reg, transforms, [("forward_transforms", "to_atlas")]),
-        (atlas_reg, qc, [("report", "report_to_atlas")]),
+        (atlas_reg, qc, [(o + "labels", "labels"), (o + "brain_mask", "brain_mask")]),
+        (atlas_reg, qc, [(o + "report", "report_to_atlas")]),
         (inputnode, sink, [("t2w", "t2w")]),
-        (atlas_reg, sink, [("labels", "dseg"), ("brain_mask", "brain_mask")]),
+        (atlas_reg, sink, [(o + "labels", "dseg"), (o + "brain_mask", "brain_mask")]),
         (metrics, sink, [("tsv", "metrics_tsv"), ("json", "metrics_json")]),
         (qc, sink, [("report", "qc_report")]),
         (reports, sink, [("out", "reports")]),
@@ -92,12 +117,26 @@ def init_subject_wf(*, subject: str, session: str, atlas_t2w: str, atlas_brain_m
         (sink, outputnode, [("out_dir", "out_dir")]),
         (qc, outputnode, [("status", "qc_status")]),
     ])
+    if multi:
+        wf.connect([
+            (atlas_reg, reports, [("outputnode.reports", "atlases")]),
+            (atlas_reg, transforms, [("outputnode.transforms", "atlases")]),
+            (atlas_reg, metrics, [("outputnode.confidence", "label_confidence")]),
+            (atlas_reg, qc, [("outputnode.confidence", "label_confidence")]),
+            (atlas_reg, sink, [("outputnode.confidence", "label_confidence"),
+                               ("outputnode.agreement_map", "label_agreement")]),
+        ])
+    else:
+        wf.connect([
+            (atlas_reg, reports, [("report", "to_atlas")]),
+            (atlas_reg, transforms, [("forward_transforms", "to_atlas")]),
+        ])
     if has_t1w:
         t1w_reg = pe.Node(RegisterWithinSubject(name="T1w", preset=preset), name="t1w_reg",
                           mem_gb=MEM_GB["rigid"])
         wf.connect([
             (inputnode, t1w_reg, [("t2w", "t2w"), ("t1w", "moving")]),
-            (atlas_reg, t1w_reg, [("brain_mask", "brain_mask")]),
+            (atlas_reg, t1w_reg, [(o + "brain_mask", "brain_mask")]),
             (t1w_reg, metrics, [("warped", "t1w")]),
             (t1w_reg, qc, [("warped", "t1w"), ("report", "report_t1w")]),
             (t1w_reg, sink, [("warped", "t1w")]),
@@ -112,7 +151,7 @@ def init_subject_wf(*, subject: str, session: str, atlas_t2w: str, atlas_brain_m
             (inputnode, b0, [("dwi", "dwi"), ("bval", "bval")]),
             (inputnode, b0_reg, [("t2w", "t2w")]),
             (b0, b0_reg, [("out_file", "moving")]),
-            (atlas_reg, b0_reg, [("brain_mask", "brain_mask")]),
+            (atlas_reg, b0_reg, [(o + "brain_mask", "brain_mask")]),
             (b0_reg, sink, [("warped", "b0")]),
             (b0_reg, reports, [("report", "ADC")]),
             (b0_reg, qc, [("report", "report_adc")]),
@@ -152,7 +191,7 @@ def init_subject_wf(*, subject: str, session: str, atlas_t2w: str, atlas_brain_m
                           mem_gb=MEM_GB["rigid"])
         wf.connect([
             (inputnode, adc_reg, [("t2w", "t2w"), ("adc", "moving")]),
-            (atlas_reg, adc_reg, [("brain_mask", "brain_mask")]),
+            (atlas_reg, adc_reg, [(o + "brain_mask", "brain_mask")]),
             (adc_reg, metrics, [("warped", "adc")]),
             (adc_reg, qc, [("warped", "adc")]),
             (adc_reg, sink, [("warped", "adc")]),
