@@ -282,32 +282,6 @@ def test_atlases_with_different_label_numbering_are_refused(tmp_path: Path) -> N
 
 
 # --------------------------------------------------------------------------- end to end
-def _phantom_variant(dst: Path, name: str, seed: int) -> Path:
-    """The phantom atlas under a small random affine (scale 0.95-1.05, shift <= 2 mm):
-    a different 'anatomy' with labels that are true for it."""
-    from scipy import ndimage
-
-    src = default_atlas_dir()
-    rng = np.random.default_rng(seed)
-    mat = np.diag(rng.uniform(0.95, 1.05, 3))
-    dst.mkdir(parents=True)
-    shape = nib.load(src / "T2w.nii.gz").shape
-    centre = (np.array(shape) - 1) / 2
-    offset = centre - mat @ centre + rng.uniform(-2, 2, 3)
-    for f in ("T2w", "brain_mask", "dseg"):
-        img = nib.load(src / f"{f}.nii.gz")
-        arr = np.asanyarray(img.dataobj)
-        order = 1 if f == "T2w" else 0
-        out = ndimage.affine_transform(arr.astype(np.float32), mat, offset=offset, order=order)
-        nib.save(nib.Nifti1Image(np.rint(out).astype(arr.dtype), img.affine, img.header),
-                 dst / f"{f}.nii.gz")
-    shutil.copy(src / "labels.tsv", dst / "labels.tsv")
-    doc = json.loads((src / "atlas.json").read_text())
-    doc["name"] = name
-    (dst / "atlas.json").write_text(json.dumps(doc))
-    return dst
-
-
 @pytest.mark.slow
 def test_weeke_run_with_three_atlases_fuses_labels_and_records_agreement(tmp_path: Path
                                                                          ) -> None:
@@ -316,7 +290,9 @@ def test_weeke_run_with_three_atlases_fuses_labels_and_records_agreement(tmp_pat
     shutil.copytree(SAMPLE / f"sub-{sub}" / "dicom", export / "dicom")
     lines = (SAMPLE / "participants.tsv").read_text().splitlines()
     (export / "participants.tsv").write_text("\n".join([lines[0], lines[int(sub)]]) + "\n")
-    atl = [_phantom_variant(tmp_path / f"atlas{k}", f"phantom-variant-{k}", 40 + k)
+    from weeke_pipeline.atlas.variants import phantom_variant
+
+    atl = [phantom_variant(tmp_path / f"atlas{k}", f"phantom-variant-{k}", 40 + k).path
            for k in range(3)]
     out = tmp_path / "run"
     out.mkdir()
