@@ -1,7 +1,8 @@
 """Benchmark: tensor fit plus maps for one synthetic subject (goal: under 10 s on 2 cores).
 
 Generates one subject (``weeke synth``, seed 1, mixed injuries), converts its DWI with dcm2niix,
-then times :func:`weeke_pipeline.dti.run_dti` (mask, fit, maps, gradient check) on the native DWI
+then times :func:`weeke_pipeline.imaging.dti.run_dti` (mask, fit, maps, gradient check) on the
+native DWI
 grid (2.5 x 2.5 x 3 mm) and on the same data resampled to 2 mm isotropic (the voxel count of a
 2 mm neonatal protocol). Baselines measured in the same run: dipy OLS (the fastest fit) and
 dipy's per-voxel loop (``TensorModel.fit`` one voxel at a time, on a sample of voxels, scaled).
@@ -21,8 +22,9 @@ from pathlib import Path
 import numpy as np
 from scipy import ndimage
 
-from weeke_pipeline import dti, synth
 from weeke_pipeline.atlas.regions import BY_INDEX
+from weeke_pipeline.imaging import dti
+from weeke_pipeline.synth import study as synth
 
 GOAL_S = 10.0
 

@@ -19,8 +19,8 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from weeke_pipeline import injury_index as ii
-from weeke_pipeline.synth import generate_study
+from weeke_pipeline.analysis import injury_index as ii
+from weeke_pipeline.synth.study import generate_study
 
 TARGET_ITEMS = ("gm_thalamus", "gm_basal_ganglia", "gm_plic", "wm_white_matter")
 
@@ -104,7 +104,7 @@ def main() -> int:
     t_gm = np.array([score_items(form, {"items": {k: truth[s][k] for k in gm_items}})
                      .subscores["grey_matter"] for s in suggested["subject"]])
     p_gm = suggested["grey_matter"].to_numpy(dtype=int)
-    from weeke_pipeline.agreement import icc_confidence, weighted_kappa
+    from weeke_pipeline.analysis.agreement import icc_confidence, weighted_kappa
 
     icc = icc_confidence(np.stack([t_gm, p_gm], axis=1).astype(float))
     kappa, _ = weighted_kappa(t_gm, p_gm, list(range(24)))

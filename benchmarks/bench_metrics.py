@@ -20,7 +20,7 @@ import time
 import numpy as np
 
 from weeke_pipeline.atlas.regions import BY_INDEX, indices_for
-from weeke_pipeline.metrics import (
+from weeke_pipeline.imaging.metrics import (
     DEFAULT_ADC_THRESHOLDS,
     TENSOR_MAPS,
     compute_region_metrics,

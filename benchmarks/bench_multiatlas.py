@@ -34,8 +34,8 @@ GOAL_FUSION_RATIO = 1.0
 
 
 def _run(data: Path, out: Path, atlases: list[str], nprocs: int, preset: str) -> float:
-    from weeke_pipeline.pipeline import run_pipeline
-    from weeke_pipeline.runconfig import RunConfig
+    from weeke_pipeline.config import RunConfig
+    from weeke_pipeline.workflows.pipeline import run_pipeline
 
     if out.exists():
         shutil.rmtree(out)
@@ -84,7 +84,7 @@ def main() -> int:
     import nibabel as nib
     import numpy as np
 
-    from weeke_pipeline import label_fusion as lf
+    from weeke_pipeline.imaging import label_fusion as lf
 
     labs = sorted((root / "multi" / "work").rglob("atlas_reg_*/from-T2w_to-atlas_desc-atlas_dseg"
                                                   ".nii.gz"))

@@ -4,8 +4,8 @@ Goals (issue 3, Performance), all measured in this one run:
 - wall time under 60 s (DICOM folder -> de-identified BIDS, atlas labels, T1w/b0/ADC rigid,
   tensor fit, region metrics, QC, group tables), fast preset, MultiProc with 2 processes;
 - wall time at most 1.5x the time of the bare antspyx registration calls alone (the
-  ``antsRegistration`` calls of the run, timed inside :func:`weeke_pipeline.registration.register`
-  and recorded in each registration JSON);
+  ``antsRegistration`` calls of the run, timed inside
+  :func:`weeke_pipeline.imaging.registration.register` and recorded in each registration JSON);
 - peak memory under 3 GB: the largest sum of the resident set sizes of this process and all its
   descendants (Nipype's MultiProc workers), sampled every 0.1 s from /proc; also the largest
   single process (``getrusage``).
@@ -91,7 +91,7 @@ class TreeMemory:
 
 def make_subject(data: Path) -> Path:
     """One synthetic subject at 1 mm (generated once; reused when ``data`` already has it)."""
-    from weeke_pipeline import synth
+    from weeke_pipeline.synth import study as synth
 
     if not (data / "participants.tsv").is_file():
         t = time.perf_counter()
@@ -137,8 +137,8 @@ def main() -> int:
     args = ap.parse_args()
 
     os.environ.setdefault("ITK_GLOBAL_DEFAULT_NUMBER_OF_THREADS", str(args.nprocs))
-    from weeke_pipeline.pipeline import run_pipeline
-    from weeke_pipeline.runconfig import RunConfig
+    from weeke_pipeline.config import RunConfig
+    from weeke_pipeline.workflows.pipeline import run_pipeline
 
     data = make_subject(args.data)
     load0 = os.getloadavg()[0]

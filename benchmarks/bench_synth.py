@@ -18,8 +18,8 @@ import numpy as np
 from pydicom.dataset import Dataset, FileMetaDataset
 from pydicom.uid import ExplicitVRLittleEndian, RLELossless
 
-from weeke_pipeline import synth
 from weeke_pipeline.atlas.phantom import build_phantom
+from weeke_pipeline.synth import study as synth
 
 GOAL_S = 10.0
 

@@ -7,7 +7,7 @@ makes ``--copies`` deformed copies (random affine: rotation <= 6 deg, scale 0.9-
 intensity bias, a random gamma and Rician-like noise), each with its labels carried along
 (nearest neighbour), written as atlas bundles. For each fold one copy, resampled onto a 1 mm
 grid, is the subject and the next ``--atlases`` copies are the atlases. Each atlas is
-registered to the subject (``weeke_pipeline.registration.atlas_to_subject``, preset
+registered to the subject (``weeke_pipeline.imaging.registration.atlas_to_subject``, preset
 ``--preset``) and its labels and T2w come back onto the subject grid; then Dice against the
 subject's true labels of: each atlas alone (mean over atlases), majority voting and joint label
 fusion (this package's, restricted to the disagreement voxels), optionally antspyx's
@@ -152,7 +152,7 @@ def make_data(data: Path, copies: int) -> list[Path]:
 
 def register_atlas(subject: Path, atlas: Path, out: Path, preset: str) -> dict:
     """atlas -> subject: labels, T2w and brain mask on the subject grid (cached in ``out``)."""
-    from weeke_pipeline import registration as reg
+    from weeke_pipeline.imaging import registration as reg
 
     done = out / "done.json"
     if done.is_file():
@@ -172,7 +172,7 @@ def register_atlas(subject: Path, atlas: Path, out: Path, preset: str) -> dict:
 
 
 def dice_table(pred: np.ndarray, truth: np.ndarray) -> dict[int, float]:
-    from weeke_pipeline.registration import dice
+    from weeke_pipeline.imaging.registration import dice
 
     return dice(pred, truth, list(NAMES))
 
@@ -180,7 +180,7 @@ def dice_table(pred: np.ndarray, truth: np.ndarray) -> dict[int, float]:
 def ants_jlf(target: Path, regs: list[dict], stack: np.ndarray, r: int, rs: int) -> np.ndarray:
     import ants
 
-    from weeke_pipeline.label_fusion import disagreement
+    from weeke_pipeline.imaging.label_fusion import disagreement
 
     t = ants.image_read(str(target))
     dis = disagreement(stack)
@@ -198,7 +198,7 @@ def ants_jlf(target: Path, regs: list[dict], stack: np.ndarray, r: int, rs: int)
 def main() -> int:
     import nibabel as nib
 
-    from weeke_pipeline import label_fusion as lf
+    from weeke_pipeline.imaging import label_fusion as lf
 
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--data", type=Path, default=Path("/tmp/weeke-multiatlas-real"))

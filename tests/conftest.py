@@ -43,7 +43,7 @@ def dcm2niix_bin() -> str:
 @pytest.fixture(scope="session")
 def synth_study(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """Two synthetic subjects (sub-01 normal, sub-02 mixed injuries), seed 11, 6 directions."""
-    from weeke_pipeline.synth import generate_study
+    from weeke_pipeline.synth.study import generate_study
 
     out = tmp_path_factory.mktemp("synth_study")
     generate_study(out, n_subjects=2, seed=11, patterns=["normal", "mixed"], n_directions=6)

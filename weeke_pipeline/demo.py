@@ -1,7 +1,7 @@
 """The demo: the whole path on the shipped sample study, atlas and form, DICOM to scores.
 
-1. the batch pipeline (:mod:`weeke_pipeline.pipeline`) on ``sample_data/``: de-identified BIDS,
-   atlas labels, region metrics (T1w, T2w, ADC, FA/MD), QC;
+1. the batch pipeline (:mod:`weeke_pipeline.workflows.pipeline`) on ``sample_data/``:
+   de-identified BIDS, atlas labels, region metrics (T1w, T2w, ADC, FA/MD), QC;
 2. the reading application's database: demo accounts, the cases imported under random reading
    codes, two blinded reads per case and an adjudication where they differ. The demo readers
    are simulated: they score what a perfect reader would (the planted truth), the second reader
@@ -55,8 +55,8 @@ def _reference_scores(sample: Path, out: Path) -> Path:
 
 
 def _pipeline(sample: Path, out: Path) -> Path:
-    from weeke_pipeline.pipeline import run_pipeline
-    from weeke_pipeline.runconfig import RunConfig
+    from weeke_pipeline.config import RunConfig
+    from weeke_pipeline.workflows.pipeline import run_pipeline
 
     cfg = RunConfig(input_dir=str(sample), output_dir=str(out),
                     participants=str(sample / "participants.tsv"),

@@ -83,8 +83,8 @@ def write_pipeline_output(root: Path, subjects: dict[str, dict], *,  # type: ign
                           seed: int = 0) -> Path:
     """A `weeke run` output layout: per subject/session metrics TSV (+ sidecar) and QC JSON.
     ``subjects``: label -> {(region, hemisphere, metric): factor} injuries."""
-    from weeke_pipeline import metrics
     from weeke_pipeline.atlas.regions import REGIONS
+    from weeke_pipeline.imaging import metrics
 
     base = {"t2w_norm": 1.0, "t1w_norm": 1.0, "adc_median": 1100.0, "adc_p10": 900.0,
             "t1w_p25_norm": 0.9, "t1w_p75_norm": 1.1, "t2w_p25_norm": 0.9,
@@ -114,7 +114,7 @@ def write_pipeline_output(root: Path, subjects: dict[str, dict], *,  # type: ign
 
 # ------------------------------------------------------------------------------ export
 def test_export_tables_dictionaries_consensus_redcap_and_audit(scored, tmp_path, capsys):
-    from weeke_pipeline import tables as tb
+    from weeke_pipeline.analysis import tables as tb
     from weeke_pipeline.reading.models import Adjudication, Read
     from weeke_pipeline.scoring import load_form, score_items
 
@@ -319,7 +319,7 @@ def _constructed_reads(make_user, n_cases: int = 14, seed: int = 3):  # type: ig
 def test_agreement_report_matches_independent_computation(db, make_user, tmp_path, capsys):
     from sklearn.metrics import cohen_kappa_score
 
-    from weeke_pipeline.agreement import gwet_ac2
+    from weeke_pipeline.analysis.agreement import gwet_ac2
     from weeke_pipeline.scoring import score_items
 
     form, payloads = _constructed_reads(make_user)
@@ -482,7 +482,7 @@ def test_unblind_refused_before_lock_changes_nothing(scored, tmp_path, capsys):
 def test_unblind_after_lock_writes_arm_tables_and_records_the_event(scored, tmp_path, capsys):
     from django.apps import apps
 
-    from weeke_pipeline.commands._analyst import sha256
+    from weeke_pipeline.cli.commands._analyst import sha256
     from weeke_pipeline.reading import services
 
     # nothing about arms in the application's schema, before or after
@@ -529,8 +529,8 @@ def test_unblind_after_lock_writes_arm_tables_and_records_the_event(scored, tmp_
 
 
 def test_cli_defaults_match_the_library():
-    from weeke_pipeline import agreement, tables
-    from weeke_pipeline.commands import _analyst
+    from weeke_pipeline.analysis import agreement, tables
+    from weeke_pipeline.cli.commands import _analyst
 
     assert _analyst.N_BOOT == agreement.DEFAULT_N_BOOT
     assert _analyst.SEED == agreement.DEFAULT_SEED == tables.DEFAULT_SEED

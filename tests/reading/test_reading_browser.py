@@ -185,15 +185,16 @@ def check_viewers(page: Any, expected: list[str]) -> None:
         lit = not_blank(page.locator("canvas").nth(n).screenshot())
         assert lit > 0.05, f"viewer {sequences[n]} rendered (almost) nothing ({lit:.3f} lit)"
     before = page.evaluate(CROSSHAIRS_MM)
-    box = page.locator("#gl-T1w").bounding_box()
-    page.mouse.click(box["x"] + box["width"] * 0.15, box["y"] + box["height"] * 0.3)
-    page.wait_for_function(f"() => JSON.stringify(({CROSSHAIRS_MM})()[1]) !== "
-                           f"{str(before[1])!r}.replace(/ /g, '')")
+    box = page.locator("#gl-T1w").bounding_box()  # T1w: the second viewer
+    page.mouse.click(box["x"] + box["width"] * 0.35, box["y"] + box["height"] * 0.45)
+    page.wait_for_function(f"() => JSON.stringify(({CROSSHAIRS_MM})()[0]) !== "
+                           f"{str(before[0])!r}.replace(/ /g, '')")
     after = page.evaluate(CROSSHAIRS_MM)
-    assert after[0] != before[0], "the click did not move the T1w crosshair"
-    for n in range(1, len(expected)):
-        assert np.allclose(after[n], after[0], atol=1.0), (
-            f"{sequences[n]} crosshair at {after[n]} mm, T1w at {after[0]} mm")
+    t1 = expected.index("T1w")
+    assert after[t1] != before[t1], "the click did not move the T1w crosshair"
+    for n in range(len(expected)):
+        assert np.allclose(after[n], after[t1], atol=1.0), (
+            f"{sequences[n]} crosshair at {after[n]} mm, T1w at {after[t1]} mm")
 
 
 def test_double_read_and_adjudication(server: str, browser: Any, artifacts: Path,
@@ -205,7 +206,7 @@ def test_double_read_and_adjudication(server: str, browser: Any, artifacts: Path
     page = login(browser, server, "reader1", "/worklist/")
     load_s = open_case(page)
     # default study setting: clinical sequences only (the case's FA map is not shown)
-    check_viewers(page, ["T1w", "T2w", "ADC"])
+    check_viewers(page, ["T2w", "T1w", "ADC"])  # the hanging protocol's order
 
     keyboard_read(page, extent=2, bilateral=True, total="4")
     page.reload()
@@ -225,17 +226,21 @@ def test_double_read_and_adjudication(server: str, browser: Any, artifacts: Path
     # ---------------------------------------------------------------- reader 2, one difference
     page = login(browser, server, "reader2", "/worklist/")
     load_fa_s = open_case(page, viewers=4)
-    check_viewers(page, ["T1w", "T2w", "ADC", "FA"])
+    check_viewers(page, ["T2w", "T1w", "ADC", "FA"])
     fa = page.evaluate("() => { const v = window.weekeViewers[3].volumes[0]; "
                        "return [v.colormap, v.cal_min, v.cal_max]; }")
     assert fa == ["inferno", 0, 1]
     windows = ("() => window.weekeViewers.map((nv) => "
                "[nv.volumes[0].cal_min, nv.volumes[0].cal_max])")
-    page.click("[data-preset='narrow']")  # FA keeps its own fixed windows
-    narrow = page.evaluate(windows)
-    assert narrow[3] == [0, 0.5] and narrow[1][1] - narrow[1][0] > 1
-    page.click("[data-preset='default']")
-    assert page.evaluate(windows)[3] == [0, 1]
+    # window/level presets act on the focused sequence only; FA keeps its fixed windows
+    page.locator("#gl-FA").click()
+    page.click("[data-preset-step]")
+    after = page.evaluate(windows)
+    assert after[3] == [0, 0.5]
+    page.locator("#gl-T2w").click()
+    t2 = page.evaluate(windows)[0]
+    page.click("[data-preset-step]")
+    assert page.evaluate(windows)[0] != t2 and page.evaluate(windows)[3] == [0, 0.5]
     page.screenshot(path=str(artifacts / "reading_form_page_fa.png"), full_page=True)
     keyboard_read(page, extent=1, bilateral=False, total="2")
     sign(page)

@@ -86,7 +86,8 @@ def test_default_hides_fa_from_readers(fa_study) -> None:
     u, code = fa_study["users"], fa_study["case"].code
     assert study.reader_sequences() == ["T1w", "T2w", "ADC"]
     reader = client_for(u["reader1"])
-    assert [i["sequence"] for i in page_images(reader, code)] == ["T1w", "T2w", "ADC"]
+    # in the hanging protocol's viewer order
+    assert [i["sequence"] for i in page_images(reader, code)] == ["T2w", "T1w", "ADC"]
     page = reader.get(f"/case/{code}/").content.decode()
     assert "gl-FA" not in page and "FA.nii.gz" not in page and "ADC, FA" not in page
     assert "<td>T1w, T2w, ADC</td>" in reader.get("/worklist/").content.decode()
@@ -104,10 +105,14 @@ def test_enabling_fa_shows_fourth_panel_and_serves_it(fa_study) -> None:
     study.set_reader_sequences(u["coord"], "T1w,T2w,ADC,FA", "protocol amendment 2: FA read")
     reader = client_for(u["reader1"])
     images = page_images(reader, code)
-    assert [i["sequence"] for i in images] == ["T1w", "T2w", "ADC", "FA"]
+    assert [i["sequence"] for i in images] == ["T2w", "T1w", "ADC", "FA"]
     fa = images[3]
-    assert fa["colormap"] == "inferno" and fa["window"]["default"] == [0, 1]
-    assert all(i["colormap"] == "gray" and "window" not in i for i in images[:3])
+    assert fa["colormap"] == "inferno"
+    assert all(i["colormap"] == "gray" for i in images[:3])
+    from weeke_pipeline.reading.hanging import load_protocol
+
+    fa_windows = load_protocol()["windows"]["FA"]  # FA is dimensionless: fixed 0-1 windows
+    assert fa_windows[0]["range"] == [0, 1] and fa_windows[0]["mode"] == "absolute"
     r = reader.get(f"/case/{code}/image/FA.nii.gz")
     assert r.status_code == 200
     raw = gzip.decompress(b"".join(r.streaming_content))
@@ -183,9 +188,10 @@ def test_cli_show_and_set(tmp_path: Path) -> None:
                 ["study", "show", *d], env=cli_env())
     lines = out.splitlines()
     assert lines[0] == "reader-sequences\tT1w,T2w,ADC (default)"
-    assert lines[1] == "reader-sequences T1w,T2w,ADC,FA"
-    assert lines[2] == "reader-sequences\tT1w,T2w,ADC,FA (default T1w,T2w,ADC)"
-    assert lines[3].endswith("reader-sequences=T1w,T2w,ADC,FA by cli: FA read")
+    assert lines[1] == "hanging-protocol\tneonatal-hie@1.0.0 (default)"
+    assert lines[2] == "reader-sequences T1w,T2w,ADC,FA"
+    assert lines[3] == "reader-sequences\tT1w,T2w,ADC,FA (default T1w,T2w,ADC)"
+    assert lines[5].endswith("reader-sequences=T1w,T2w,ADC,FA by cli: FA read")
     with pytest.raises(RuntimeError, match="unknown sequence"):
         weeke(["study", "set", "--reader-sequences", "T1w,DTI", "--reason", "x", *d],
               env=cli_env())

@@ -7,7 +7,7 @@ follow the zero level set of a smooth random field on the sphere, a cortical rib
 Euclidean distance transform, lobes by position, ellipsoidal deep grey nuclei, an obliquely set
 posterior limb of the internal capsule, an arched corpus callosum, an optic radiation tube,
 brainstem, cerebellum with vermis, lateral ventricles, extra-cerebral CSF, skull and scalp.
-Synthetic subjects (:mod:`weeke_pipeline.synth`) and the default atlas bundle are both sampled
+Synthetic subjects (:mod:`weeke_pipeline.synth.study`) and the default atlas bundle are both sampled
 from it, so the atlas and the subjects share exact ground truth.
 
 Contrast at about 1 month of age (term-equivalent), in arbitrary scanner units:

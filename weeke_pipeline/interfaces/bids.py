@@ -77,7 +77,7 @@ class TensorMapsToT2w(SimpleInterface):
     output_spec = _ToT2wOutputSpec
 
     def _run_interface(self, runtime):
-        from weeke_pipeline import registration as reg
+        from weeke_pipeline.imaging import registration as reg
 
         for key in ("fa", "md", "ad", "rd"):
             src = getattr(self.inputs, key)

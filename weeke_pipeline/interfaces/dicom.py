@@ -1,6 +1,6 @@
 """Nipype interfaces for DICOM ingest: inspect, ingest+de-identify+convert, ADC fit.
 
-Each wraps one function of :mod:`weeke_pipeline.dicom` (SimpleInterface, no logic here).
+Each wraps one function of :mod:`weeke_pipeline.ingest` (SimpleInterface, no logic here).
 The project key is passed as a *file* so it never appears in nipype's saved inputs.
 """
 
@@ -35,8 +35,8 @@ class InspectDicom(SimpleInterface):
     output_spec = InspectDicomOutputSpec
 
     def _run_interface(self, runtime):
-        from weeke_pipeline.dicom.convert import inspect_dicom
-        from weeke_pipeline.dicom.table import write_table
+        from weeke_pipeline.ingest.convert import inspect_dicom
+        from weeke_pipeline.ingest.series_table import write_table
 
         table = self.inputs.series_table if self.inputs.series_table else None
         _, rows, _ = inspect_dicom(self.inputs.dicom_dir, table)
@@ -73,7 +73,7 @@ class IngestDicom(SimpleInterface):
     output_spec = IngestDicomOutputSpec
 
     def _run_interface(self, runtime):
-        from weeke_pipeline.dicom.convert import ingest_and_convert, result_json
+        from weeke_pipeline.ingest.convert import ingest_and_convert, result_json
 
         key = Path(self.inputs.key_file).read_bytes().strip() if self.inputs.key_file else None
         res = ingest_and_convert(
@@ -107,7 +107,7 @@ class ComputeADCOutputSpec(TraitedSpec):
 
 
 class ComputeADC(SimpleInterface):
-    """Log-linear ADC fit (:func:`weeke_pipeline.dicom.adc.fit_adc`)."""
+    """Log-linear ADC fit (:func:`weeke_pipeline.ingest.adc.fit_adc`)."""
 
     input_spec = ComputeADCInputSpec
     output_spec = ComputeADCOutputSpec
@@ -116,7 +116,7 @@ class ComputeADC(SimpleInterface):
         import nibabel as nib
         import numpy as np
 
-        from weeke_pipeline.dicom.adc import fit_adc
+        from weeke_pipeline.ingest.adc import fit_adc
 
         img = nib.load(self.inputs.in_file)
         mask = (np.asarray(nib.load(self.inputs.mask).dataobj) > 0) if self.inputs.mask else None

@@ -1,4 +1,4 @@
-"""nipype interface for the tensor fit (:mod:`weeke_pipeline.dti`) and its QC figures."""
+"""nipype interface for the tensor fit (:mod:`weeke_pipeline.imaging.dti`) and its QC figures."""
 
 from __future__ import annotations
 
@@ -55,7 +55,7 @@ class DTIFit(SimpleInterface):
         import nibabel as nib
         import numpy as np
 
-        from weeke_pipeline import dti, dti_qc
+        from weeke_pipeline.imaging import dti, dti_qc
 
         out_dir = Path(runtime.cwd)
         p = self.inputs.prefix

@@ -1,5 +1,6 @@
 """nipype ``SimpleInterface`` wrappers: inputs/outputs are files, the work is done by
-:mod:`weeke_pipeline.registration`, :mod:`weeke_pipeline.metrics` and :mod:`weeke_pipeline.qc`.
+:mod:`weeke_pipeline.imaging.registration`, :mod:`weeke_pipeline.imaging.metrics` and
+:mod:`weeke_pipeline.imaging.qc`.
 Outputs are written in the node's working directory (``runtime.cwd``)."""
 
 from __future__ import annotations
@@ -57,7 +58,7 @@ class RegisterWithinSubject(SimpleInterface):
     output_spec = _WithinOutputSpec
 
     def _run_interface(self, runtime):
-        from weeke_pipeline import registration as reg
+        from weeke_pipeline.imaging import registration as reg
 
         prefix = os.path.join(runtime.cwd, f"{self.inputs.name}_to-T2w_")
         res = reg.register_within_subject(
@@ -104,7 +105,7 @@ class AtlasToSubject(SimpleInterface):
     output_spec = _AtlasOutputSpec
 
     def _run_interface(self, runtime):
-        from weeke_pipeline import registration as reg
+        from weeke_pipeline.imaging import registration as reg
 
         prefix = os.path.join(runtime.cwd, "from-T2w_to-atlas_")
         res = reg.atlas_to_subject(
@@ -141,7 +142,7 @@ class WarpLabels(SimpleInterface):
     output_spec = _WarpLabelsOutputSpec
 
     def _run_interface(self, runtime):
-        from weeke_pipeline import registration as reg
+        from weeke_pipeline.imaging import registration as reg
 
         out = os.path.join(runtime.cwd, self.inputs.out_name)
         reg.warp_labels(self.inputs.labels, self.inputs.reference, self.inputs.transforms,
@@ -181,7 +182,7 @@ class RegionMetrics(SimpleInterface):
     output_spec = _MetricsOutputSpec
 
     def _run_interface(self, runtime):
-        from weeke_pipeline import metrics as m
+        from weeke_pipeline.imaging import metrics as m
 
         th = tuple(self.inputs.adc_thresholds)
         table = m.region_metrics(
@@ -192,7 +193,7 @@ class RegionMetrics(SimpleInterface):
             tensor={k: _opt(getattr(self.inputs, k)) for k in ("fa", "md", "ad", "rd")})
         extra = None
         if _opt(self.inputs.label_confidence):
-            from weeke_pipeline import label_fusion as lf
+            from weeke_pipeline.imaging import label_fusion as lf
 
             conf = json.loads(Path(self.inputs.label_confidence).read_text(encoding="utf-8"))
             table = lf.append_confidence_rows(table, conf)
@@ -238,7 +239,7 @@ class SubjectQC(SimpleInterface):
     output_spec = _QCOutputSpec
 
     def _run_interface(self, runtime):
-        from weeke_pipeline import qc
+        from weeke_pipeline.imaging import qc
 
         files = dict(_opt(self.inputs.registration_reports) or {})
         for key, trait in (("to_atlas", "report_to_atlas"), ("T1w", "report_t1w"),

@@ -1,6 +1,6 @@
 """nipype wrappers of multi-atlas segmentation: one atlas propagated to the subject (its own
 node, so the execution plugin runs the atlases in parallel) and the label fusion step
-(:mod:`weeke_pipeline.label_fusion`)."""
+(:mod:`weeke_pipeline.imaging.label_fusion`)."""
 
 from __future__ import annotations
 
@@ -29,7 +29,7 @@ class PropagateAtlas(AtlasToSubject):
     output_spec = _PropagateOutputSpec
 
     def _run_interface(self, runtime):
-        from weeke_pipeline import registration as reg
+        from weeke_pipeline.imaging import registration as reg
 
         runtime = super()._run_interface(runtime)
         out = os.path.join(runtime.cwd, "atlas_space-T2w_T2w.nii.gz")
@@ -68,8 +68,8 @@ class FuseLabels(SimpleInterface):
     output_spec = _FuseOutputSpec
 
     def _run_interface(self, runtime):
-        from weeke_pipeline import label_fusion as lf
         from weeke_pipeline.atlas.regions import BY_INDEX
+        from weeke_pipeline.imaging import label_fusion as lf
 
         kw = {}
         for key in ("patch_radius", "search_radius"):

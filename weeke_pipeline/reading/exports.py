@@ -1,5 +1,5 @@
 """Database side of the analyst commands (``weeke export``, ``weeke agreement``,
-``weeke unblind``): stored reads as the records :mod:`weeke_pipeline.tables` takes, the
+``weeke unblind``): stored reads as the records :mod:`weeke_pipeline.analysis.tables` takes, the
 case -> subject link, the acting user's role check. Read-only, except the audit entries the
 commands write through :func:`weeke_pipeline.reading.audit.record`.
 
@@ -11,6 +11,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from weeke_pipeline.reading import timing
 from weeke_pipeline.reading.models import Adjudication, Case, Read, ReadBase
 
 #: roles allowed to run the analyst commands (readers and adjudicators must not see other
@@ -74,12 +75,19 @@ def read_records() -> list[dict[str, Any]]:
             forms[key] = get_form(*key)
         return forms[key]
 
+    def iso(t: Any) -> str | None:
+        return t.isoformat().replace("+00:00", "Z") if t else None
+
     def record(obj: ReadBase, user: Any, kind: str, number: int) -> dict[str, Any]:
+        spent = timing.summary(obj)
+        timed = obj.opened_at is not None
         return {"reading_code": obj.case.code, "reader": rater_pseudonym(user),
                 "read_number": number, "kind": kind, "form_id": obj.form_id,
                 "form_version": obj.form_version, "status": obj.status,
-                "signed_at": obj.signed_at.isoformat().replace("+00:00", "Z")
-                if obj.signed_at else None,
+                "signed_at": iso(obj.signed_at), "opened_at": iso(obj.opened_at),
+                "reading_seconds": spent["reading_seconds"],
+                "active_seconds": spent["active_seconds"] if timed else None,
+                "item_seconds": spent["item_seconds"] if timed else None,
                 "items": _items_of(obj, form(obj))}
 
     out: list[dict[str, Any]] = []

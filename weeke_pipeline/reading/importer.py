@@ -122,8 +122,9 @@ def read_participants(root: Path, found: dict[str, Found]) -> list[str]:
     return [f"sub-{k}: not in {table}" for k, f in found.items() if f.pma_weeks is None]
 
 
-def deidentified_copy(src: Path, dest: Path) -> None:
-    """Write ``src`` to ``dest`` (NIfTI-1/2, gzipped) with identifying header fields cleared."""
+def deidentified_copy(src: Path, dest: Path, box: object = None) -> None:
+    """Write ``src`` to ``dest`` (NIfTI-1/2, gzipped) with identifying header fields cleared,
+    cropped to the world ``box`` (:mod:`weeke_pipeline.reading.image_prep`) when given."""
     import nibabel as nib
 
     try:
@@ -138,6 +139,10 @@ def deidentified_copy(src: Path, dest: Path) -> None:
             hdr[key] = b""
     hdr.extensions.clear()
     out = type(img)(img.dataobj, img.affine, hdr)
+    if box is not None:
+        from weeke_pipeline.reading.image_prep import crop_to_box
+
+        out = crop_to_box(out, box)
     dest.parent.mkdir(parents=True, exist_ok=True)
     tmp = dest.with_name(dest.name + ".part.nii.gz")
     nib.save(out, str(tmp))
@@ -151,8 +156,27 @@ def new_code(existing: set[str]) -> str:
             return code
 
 
-def import_cases(root: Path, user: object = None) -> tuple[list[str], list[str]]:
-    """Import every subject under ``root`` not imported yet. Returns (new codes, warnings)."""
+def _crop_box(f: Found, margin_mm: float | None) -> object:
+    """World box around the subject's brain mask (the pipeline's ``*_desc-brain_mask`` beside
+    its T2w), grown by ``margin_mm``; None (no cropping) without a mask or with margin None."""
+    if margin_mm is None or "T2w" not in f.images:
+        return None
+    masks = sorted(f.images["T2w"].parent.glob("*_desc-brain_mask.nii*"))
+    if not masks:
+        return None
+    import nibabel as nib
+
+    from weeke_pipeline.reading.image_prep import brain_box
+
+    return brain_box(nib.load(str(masks[0])), margin_mm)
+
+
+def import_cases(root: Path, user: object = None, *, crop_margin_mm: float | None = 15.0
+                 ) -> tuple[list[str], list[str]]:
+    """Import every subject under ``root`` not imported yet. Returns (new codes, warnings).
+
+    Images are cropped to the brain mask plus ``crop_margin_mm`` where the pipeline wrote one
+    (None: never crop)."""
     from django.conf import settings
     from django.db import transaction
 
@@ -182,10 +206,11 @@ def import_cases(root: Path, user: object = None) -> tuple[list[str], list[str]]
         code = new_code(codes)
         codes.add(code)
         images = {}
+        box = _crop_box(f, crop_margin_mm)
         for seq in SEQUENCES:
             if seq in f.images:
                 rel = Path("images") / code / f"{seq}.nii.gz"
-                deidentified_copy(f.images[seq], data / rel)
+                deidentified_copy(f.images[seq], data / rel, box)
                 images[seq] = str(rel)
         with transaction.atomic():
             case = Case.objects.create(code=code, subject=label, pma_weeks=f.pma_weeks,

@@ -76,6 +76,11 @@ class ReadBase(models.Model):
     created_at = models.DateTimeField(auto_now_add=True)
     updated_at = models.DateTimeField(auto_now=True)
     signed_at = models.DateTimeField(null=True, blank=True)
+    #: reading time (:mod:`weeke_pipeline.reading.timing`): first opening of the page, active
+    #: seconds (idle gaps over the protocol's threshold left out) and active seconds per item
+    opened_at = models.DateTimeField(null=True, blank=True)
+    active_seconds = models.FloatField(default=0)
+    item_seconds = models.JSONField(default=dict)
 
     class Meta:
         abstract = True
@@ -204,3 +209,14 @@ class StudySetting(models.Model):
 
     class Meta:
         ordering = ["id"]
+
+
+class ReaderPreference(models.Model):
+    """A reader's own viewer layout (the one last used) and key bindings
+    (:mod:`weeke_pipeline.reading.hanging`). Display choices only: nothing here changes a read."""
+
+    user = models.OneToOneField(settings.AUTH_USER_MODEL, on_delete=models.CASCADE,
+                                related_name="reading_preference")
+    layout = models.CharField(max_length=32, blank=True)
+    keys = models.JSONField(default=dict)
+    updated_at = models.DateTimeField(auto_now=True)

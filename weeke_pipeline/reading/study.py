@@ -14,6 +14,12 @@ Settings:
     the sequences readers and adjudicators are shown, in the viewer's order. Default: the
     clinical sequences T1w, T2w, ADC. Adding ``FA`` shows the fractional-anisotropy map as a
     fourth linked panel; sequences not listed are neither listed nor served to them.
+
+``hanging_protocol``
+    how the reading page lays out the images (``id@version`` of a definition under
+    ``scoring_forms/hanging_protocols/``, :mod:`weeke_pipeline.reading.hanging`). Default
+    ``neonatal-hie@1.0.0``: one large axial view per sequence side by side (T2w, T1w, ADC, FA),
+    linked; three planes or a single sequence on demand; neonatal window/level presets.
 """
 
 from __future__ import annotations
@@ -23,11 +29,14 @@ from typing import Any
 from django.db import transaction
 
 from weeke_pipeline.reading import audit
+from weeke_pipeline.reading.hanging import DEFAULT_PROTOCOL, ProtocolError, load_protocol
 from weeke_pipeline.reading.importer import CLINICAL_SEQUENCES, SEQUENCES
 from weeke_pipeline.reading.models import StudySetting
 
 READER_SEQUENCES = "reader_sequences"
-DEFAULTS: dict[str, Any] = {READER_SEQUENCES: list(CLINICAL_SEQUENCES)}
+HANGING_PROTOCOL = "hanging_protocol"
+DEFAULTS: dict[str, Any] = {READER_SEQUENCES: list(CLINICAL_SEQUENCES),
+                            HANGING_PROTOCOL: DEFAULT_PROTOCOL}
 MAX_REASON = 500
 
 
@@ -42,6 +51,11 @@ def get(key: str) -> Any:
 def reader_sequences() -> list[str]:
     """Sequences shown to readers and adjudicators, in display order."""
     return list(get(READER_SEQUENCES))
+
+
+def hanging_protocol() -> str:
+    """``id@version`` of the hanging protocol the reading page uses."""
+    return str(get(HANGING_PROTOCOL))
 
 
 def parse_sequences(value: str | list[str]) -> list[str]:
@@ -71,6 +85,11 @@ def set_setting(user: Any, key: str, value: Any, reason: str) -> StudySetting:
         raise ReadingError(f"the reason is longer than {MAX_REASON} characters")
     if key == READER_SEQUENCES:
         value = parse_sequences(value)
+    elif key == HANGING_PROTOCOL:
+        try:
+            load_protocol(value)
+        except ProtocolError as exc:
+            raise ReadingError(str(exc)) from exc
     old = get(key)
     if value == old:
         raise ReadingError(f"{key} is already {value}")

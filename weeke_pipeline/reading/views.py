@@ -22,7 +22,7 @@ from django.shortcuts import get_object_or_404, redirect, render
 from django.utils import timezone
 from django.views.decorators.http import require_GET, require_POST
 
-from weeke_pipeline.reading import audit, services, study
+from weeke_pipeline.reading import audit, hanging, services, study, timing
 from weeke_pipeline.reading.importer import SEQUENCES
 from weeke_pipeline.reading.models import (
     Adjudication,
@@ -31,6 +31,7 @@ from weeke_pipeline.reading.models import (
     LoginFailure,
     Read,
     ReaderAssignment,
+    ReaderPreference,
 )
 from weeke_pipeline.reading.signals import client_address
 
@@ -121,18 +122,70 @@ def _own_read(request: HttpRequest, code: str) -> Read:
     return read
 
 
-@role_required("reader")
-def worklist(request: HttpRequest) -> HttpResponse:
+def worklist_rows(user: Any) -> list[dict[str, Any]]:
+    """The reader's cases in their worklist order with the state of their own read."""
     rows = []
-    assignments = ReaderAssignment.objects.filter(reader=request.user).select_related("case")
-    reads = {r.case_id: r for r in request.user.reads.all()}
+    assignments = ReaderAssignment.objects.filter(reader=user).select_related("case")
+    reads = {r.case_id: r for r in user.reads.all()}
     shown = study.reader_sequences()
     for a in assignments.order_by("position"):
         read = reads.get(a.case_id)
         rows.append({"case": a.case, "status": read.status if read else "not started",
+                     "updated": read.updated_at if read else None,
                      "sequences": [s for s in a.case.sequences if s in shown]})
-    return render(request, "reading/worklist.html",
-                  {"rows": rows, "locked": DatabaseLock.is_locked()})
+    return rows
+
+
+#: worklist filters: ?show=<key>
+WORKLIST_FILTERS = {"all": None, "todo": "not started", "draft": "draft", "signed": "signed"}
+
+
+@role_required("reader")
+def worklist(request: HttpRequest) -> HttpResponse:
+    rows = worklist_rows(request.user)
+    progress = {"signed": 0, "draft": 0, "todo": 0}
+    for row in rows:
+        progress["todo" if row["status"] == "not started" else row["status"]] += 1
+    show = request.GET.get("show", "all")
+    wanted = WORKLIST_FILTERS.get(show)
+    shown_rows = [r for r in rows if wanted is None or r["status"] == wanted]
+    return render(request, "reading/worklist.html", {
+        "rows": shown_rows, "locked": DatabaseLock.is_locked(), "progress": progress,
+        "total": len(rows), "show": show if show in WORKLIST_FILTERS else "all",
+        "filters": list(WORKLIST_FILTERS), "next_code": _next_case(rows)})
+
+
+def _next_case(rows: list[dict[str, Any]], after: str | None = None) -> str | None:
+    """Where the reader goes on: the draft they touched last (resume), else the first case
+    not started after ``after`` in worklist order (wrapping), else None (all signed)."""
+    drafts = [r for r in rows if r["status"] == "draft" and r["case"].code != after]
+    if drafts:
+        return max(drafts, key=lambda r: r["updated"])["case"].code
+    codes = [r["case"].code for r in rows]
+    start = codes.index(after) + 1 if after in codes else 0
+    for row in rows[start:] + rows[:start]:
+        if row["status"] == "not started" and row["case"].code != after:
+            return row["case"].code
+    return None
+
+
+@role_required("reader", "adjudicator")
+def next_case(request: HttpRequest) -> HttpResponse:
+    """Go to the next case to read (``?after=CODE``: the case just signed); the worklist with
+    a message when nothing is left."""
+    after = request.GET.get("after")
+    if "reader" in roles(request.user):
+        code = _next_case(worklist_rows(request.user), after)
+        if code:
+            return redirect("read_page", code)
+        messages.success(request, "All cases on your worklist are signed.")
+        return redirect("worklist")
+    rows = [r for r in _adjudication_cases() if r["status"] != "signed"
+            and r["case"].code != after]
+    if rows:
+        return redirect("adjudication_page", rows[0]["case"].code)
+    messages.success(request, "No case is waiting for adjudication.")
+    return redirect("adjudication_list")
 
 
 def form_spec(form: Any) -> dict[str, Any]:
@@ -149,20 +202,28 @@ def form_spec(form: Any) -> dict[str, Any]:
     }
 
 
-#: how the viewer shows each sequence: NiiVue colormap and, for FA, a fixed window
-#: (FA is dimensionless, 0-1; "narrow" stretches 0-0.5, where neonatal grey matter and
-#: unmyelinated white matter lie). "inferno": perceptually uniform with luminance rising
-#: monotonically (reads in greyscale too), black at FA 0 like the anatomical panels'
-#: background, and unmistakably not a T1w/T2w/ADC panel. Anatomical images use the image's
-#: robust range in grey.
-VIEW = {"FA": {"colormap": "inferno", "window": {"default": [0, 1], "narrow": [0, 0.5],
-                                                  "wide": [0, 1]}}}
-
-
 def shown_sequences(case: Case) -> list[str]:
     """The case's sequences readers and adjudicators are shown (study setting)."""
     allowed = study.reader_sequences()
     return [s for s in case.sequences if s in allowed and s in case.images]
+
+
+def _viewer_config(request: HttpRequest, case: Case, sequences: list[str]) -> dict[str, Any]:
+    """The hanging protocol, the reader's layout and keys, and the images in viewer order."""
+    protocol = hanging.load_protocol(study.hanging_protocol())
+    pref = ReaderPreference.objects.filter(user=request.user).first()
+    order = protocol["sequence_order"]
+    ordered = sorted(sequences, key=lambda s: order.index(s) if s in order else len(order))
+    layouts = [lay["id"] for lay in protocol["layouts"]]
+    return {
+        "protocol": protocol,
+        "layout": pref.layout if pref and pref.layout in layouts else protocol["default_layout"],
+        "keys": hanging.keymap(pref.keys if pref else None),
+        "key_help": hanging.KEY_HELP,
+        "images": [{"sequence": s, "url": f"/case/{case.code}/image/{s}.nii.gz",
+                    "colormap": protocol.get("colormaps", {}).get(s, "gray")}
+                   for s in ordered],
+    }
 
 
 def _page_config(request: HttpRequest, case: Case, obj: Any, api: str,
@@ -175,8 +236,9 @@ def _page_config(request: HttpRequest, case: Case, obj: Any, api: str,
         "signed_at": obj.signed_at.isoformat() if obj.signed_at else None,
         "api": api, "score_url": f"/api/score/{form.id}/{form.version}",
         "locked": DatabaseLock.is_locked(),
-        "images": [{"sequence": s, "url": f"/case/{case.code}/image/{s}.nii.gz",
-                    "colormap": "gray", **VIEW.get(s, {})} for s in sequences],
+        "next_url": f"/next/?after={case.code}",
+        "prefs_url": "/api/preferences",
+        **_viewer_config(request, case, sequences),
     }
 
 
@@ -188,6 +250,7 @@ def read_page(request: HttpRequest, code: str) -> HttpResponse:
         return render(request, "reading/message.html", {"title": "Cannot open", "text": str(exc)},
                       status=exc.status)
     case = read.case
+    timing.mark_opened(read)
     shown = shown_sequences(case)
     config = _page_config(request, case, read, f"/api/case/{case.code}/read", shown)
     return render(request, "reading/form.html", {"case": case, "config": config,
@@ -230,14 +293,27 @@ def _dispatch(request: HttpRequest, obj: Any, action: str) -> dict[str, Any]:
     if request.method != "POST":
         raise services.ReadingError("use POST")
     body = _json_body(request)
+    increment = body.pop("timing", None)
+    since = obj.updated_at
     if action == "":
-        return services.save_draft(obj, request.user, body, _version(body))
-    if action == "sign":
-        return services.sign(obj, request.user, body.get("password", ""), _version(body))
-    if action == "revise":
+        out = services.save_draft(obj, request.user, body, _version(body))
+    elif action == "sign":
+        out = services.sign(obj, request.user, body.get("password", ""), _version(body))
+    elif action == "revise":
         return services.revise(obj, request.user, body, body.pop("reason", ""),
                                body.pop("password", ""), _version(body))
-    raise Http404
+    else:
+        raise Http404
+    # the reading time measured by the page since its last acknowledged save (after the
+    # action succeeded: a refused save or signature never counts twice)
+    try:
+        item_ids = {i.id for i in services.form_of(obj).items}
+        timing.add(obj, increment, item_ids, since=since)
+    except timing.TimingError as exc:
+        out["timing_error"] = str(exc)
+    if action == "sign":
+        timing.record_signed(obj, request.user)
+    return out
 
 
 @role_required("reader")
@@ -323,6 +399,7 @@ def adjudication_page(request: HttpRequest, code: str) -> HttpResponse:
     except services.ReadingError as exc:
         return render(request, "reading/message.html", {"title": "Cannot open", "text": str(exc)},
                       status=exc.status)
+    timing.mark_opened(adj)
     reads = services.signed_reads(case)[:2]
     form = services.form_of(adj)
     differ = set(services.differing_items(reads[0], reads[1]))
@@ -408,3 +485,32 @@ def coordinator_lock(request: HttpRequest) -> HttpResponse:
     except services.ReadingError as exc:
         messages.error(request, str(exc))
     return redirect("coordinator")
+
+
+# ---------------------------------------------------------------- reader preferences
+
+@role_required("reader", "adjudicator")
+@_api
+def preferences_api(request: HttpRequest) -> dict[str, Any]:
+    """GET: the reader's layout and key bindings; POST ``{"layout": id}`` and/or
+    ``{"keys": {action: key}}`` (``{}`` restores the defaults) to change them."""
+    pref, _ = ReaderPreference.objects.get_or_create(user=request.user)
+    if request.method == "POST":
+        body = _json_body(request)
+        if set(body) - {"layout", "keys"}:
+            raise services.ReadingError("expected {\"layout\": ..., \"keys\": {...}}")
+        protocol = hanging.load_protocol(study.hanging_protocol())
+        if "layout" in body:
+            layouts = [lay["id"] for lay in protocol["layouts"]]
+            if body["layout"] not in layouts:
+                raise services.ReadingError(f"unknown layout {body['layout']!r}: one of "
+                                            + ", ".join(layouts))
+            pref.layout = body["layout"]
+        if "keys" in body:
+            try:
+                pref.keys = hanging.check_keys(body["keys"])
+            except hanging.ProtocolError as exc:
+                raise services.ReadingError(str(exc)) from exc
+        pref.save()
+    return {"layout": pref.layout, "keys": hanging.keymap(pref.keys),
+            "custom_keys": pref.keys}

@@ -1,6 +1,7 @@
 """Multi-atlas segmentation workflow: each atlas registered to the subject's T2w by its own
 node (``atlas_reg_<k>_<name>``: MultiProc and the cluster plugins run them in parallel), then
-one ``fusion`` node (joint label fusion or majority voting, :mod:`weeke_pipeline.label_fusion`).
+one ``fusion`` node (joint label fusion or majority voting,
+:mod:`weeke_pipeline.imaging.label_fusion`).
 """
 
 from __future__ import annotations

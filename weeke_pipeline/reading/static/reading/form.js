@@ -1,7 +1,12 @@
 // Weeke form page: renders the form definition, keeps subscores/total live from the score
 // engine (POST to the score endpoint), autosaves drafts with a version check, signs with
-// password re-entry and records changes after signing with a reason. Plain ES module, no build.
-const config = JSON.parse(document.getElementById("weeke-config").textContent);
+// password re-entry and records changes after signing with a reason. Every item can be scored
+// from the keyboard (keys.js: move between items, extent digits, laterality, not assessable,
+// save, sign, next case); the reading time is measured (timing.js) and sent with each save.
+// Plain ES module, no build.
+import { config, on, rebuild } from "./keys.js";
+import * as clock from "./timing.js";
+
 const form = config.form;
 const csrf = document.querySelector("#weeke-form [name=csrfmiddlewaretoken]").value;
 const $ = (sel, root = document) => root.querySelector(sel);
@@ -121,7 +126,9 @@ function showScore(data) {
   }
   $("#subscores").replaceChildren(body);
   $("#total").textContent = String(s.total);
-  $("#total-flag").textContent = s.complete ? "" : `(incomplete: ${s.missing.length + (data.pending || []).length} to score)`;
+  const open = s.missing.length + (data.pending || []).length;
+  $("#total-flag").textContent = s.complete ? ""
+    : open ? `(incomplete: ${open} to score)` : `(incomplete: ${s.not_assessable.length} not assessable)`;
   for (const item of form.items) {
     const r = s.items[item.id];
     $(`#score-${item.id}`).textContent = r ? (r.assessable === false ? "n/a" : String(r.score)) : "";
@@ -142,7 +149,11 @@ async function saveNow() {
   state.dirty = false;
   state.saving = (async () => {
     try {
-      const data = await api(config.api, { items: collect(), version: state.version });
+      const spent = clock.take();
+      let data;
+      try {
+        data = await api(config.api, { items: collect(), version: state.version, timing: spent });
+      } catch (err) { clock.giveBack(spent); throw err; }
       state.version = data.version;
       $("#save-state").textContent = `Draft saved ${new Date().toLocaleTimeString()}`;
       document.body.dataset.saved = String(state.version);
@@ -180,6 +191,7 @@ function showStatus() {
   if (signed && !state.revising) $("#save-state").textContent = `Signed ${config.signed_at ? new Date(config.signed_at).toLocaleString() : ""}`;
   if (config.locked) $("#save-state").textContent = "Database locked: read only";
   document.body.dataset.status = state.status;
+  $("#next-case").hidden = !signed || state.revising;
   syncEnabled();
 }
 
@@ -191,7 +203,10 @@ async function submitSign() {
       data = await api(`${config.api}/revise`, { items: collect(), reason: $("#reason").value, password, version: state.version });
     } else {
       await flush();
-      data = await api(`${config.api}/sign`, { password, version: state.version });
+      const spent = clock.take();
+      try {
+        data = await api(`${config.api}/sign`, { password, version: state.version, timing: spent });
+      } catch (err) { clock.giveBack(spent); throw err; }
     }
     state.version = data.version; state.status = data.status; state.revising = false;
     config.signed_at = data.signed_at;
@@ -199,14 +214,169 @@ async function submitSign() {
     $("#error").textContent = "";
     showScore(data);
     showStatus();
+    if (state.status === "signed" && !config.locked) {
+      $("#next-case").hidden = false;
+      $("#next-case").focus();
+    }
   } catch (err) { $("#error").textContent = err.message; }
 }
 
+// ---------------------------------------------------------------- keyboard scoring
+
+const cursor = { index: 0 };
+function currentItem() { return form.items[cursor.index]; }
+
+function goTo(index, focus = true) {
+  cursor.index = Math.max(0, Math.min(form.items.length - 1, index));
+  const item = currentItem();
+  document.querySelectorAll("fieldset.item.current").forEach((f) => f.classList.remove("current"));
+  const fs = $(`#item-${item.id}`);
+  fs.classList.add("current");
+  if (focus) { fs.focus({ preventScroll: true }); fs.scrollIntoView({ block: "nearest" }); }
+  clock.setItem(item.id);
+  document.body.dataset.currentItem = item.id;
+}
+
+function note(text) { $("#key-hint").textContent = text; }
+
+function choose(name, value) {
+  const r = document.querySelector(`[name="${name}"][value="${value}"]`);
+  if (!r || r.disabled) return false;
+  r.checked = true;
+  r.dispatchEvent(new Event("change", { bubbles: true }));
+  return true;
+}
+
+function scoreExtent(value) {
+  if (!editable()) { note("This read cannot be changed now."); return; }
+  const item = currentItem();
+  const fs = $(`#item-${item.id}`);
+  const na = fs.querySelector(`[name="${item.id}-na"]`);
+  if (na.checked) { na.checked = false; na.dispatchEvent(new Event("change", { bubbles: true })); }
+  if (!item.extents.some((e) => e.value === value)) {
+    note(`${item.label}: extent ${value} does not exist (${item.extents.map((e) => e.value).join("/")})`);
+    return;
+  }
+  choose(`${item.id}-extent`, value);
+  if (item.lateralised && value > 0) note("Unilateral or bilateral?");
+  else { note(""); goTo(cursor.index + 1); }
+}
+
+function scoreSide(value) {
+  if (!editable()) return;
+  const item = currentItem();
+  if (!item.lateralised) { note(`${item.label} has no laterality`); return; }
+  if (!choose(`${item.id}-laterality`, value)) { note("Score the extent first (laterality only when extent > 0)"); return; }
+  note("");
+  goTo(cursor.index + 1);
+}
+
+function notAssessable() {
+  if (!editable()) return;
+  const item = currentItem();
+  const na = $(`#item-${item.id} [name="${item.id}-na"]`);
+  na.checked = true;
+  na.dispatchEvent(new Event("change", { bubbles: true }));
+  const reason = $(`#item-${item.id} [name="${item.id}-reason"]`);
+  reason.focus();
+  note("Type the reason, then Enter");
+}
+
+function zoneTo(target) {
+  const toViewer = target === "viewer";
+  document.body.dataset.zone = toViewer ? "viewer" : "form";
+  if (toViewer) {
+    const fig = document.querySelector("#viewers figure.focused canvas") || document.querySelector("#viewers canvas");
+    if (fig) fig.focus({ preventScroll: true });
+  } else goTo(cursor.index);
+}
+
+on("next_item", () => goTo(cursor.index + 1));
+on("prev_item", () => goTo(cursor.index - 1));
+on("extent_0", () => scoreExtent(0));
+on("extent_1", () => scoreExtent(1));
+on("extent_2", () => scoreExtent(2));
+on("unilateral", () => scoreSide(1));
+on("bilateral", () => scoreSide(2));
+on("not_assessable", () => notAssessable());
+on("save", () => { flush(); });
+on("sign", () => {
+  if (config.locked) return false;
+  if (state.status === "signed") { state.revising = true; showStatus(); }
+  $("#sign-box").hidden = false;
+  (state.revising ? $("#reason") : $("#sign-password")).focus();
+});
+on("next_case", () => { if ($("#next-case").hidden) return false; window.location.assign(config.next_url); });
+on("zone", () => zoneTo(document.body.dataset.zone === "viewer" ? "form" : "viewer"));
+
+// a click in the form makes its item the current one (reading time is credited to it)
+$("#items").addEventListener("pointerdown", (e) => {
+  const fs = e.target.closest("fieldset.item");
+  if (fs) goTo(form.items.findIndex((i) => i.id === fs.dataset.item), false);
+  document.body.dataset.zone = "form";
+});
+document.querySelector(".viewer-pane").addEventListener("pointerdown", () => {
+  document.body.dataset.zone = "viewer"; clock.setItem(null);
+});
+$("#items").addEventListener("keydown", (e) => {
+  // Enter in a reason box: back to the items, on to the next one
+  if (e.key === "Enter" && e.target.matches(".na-reason")) {
+    e.preventDefault();
+    changed();
+    note("");
+    goTo(cursor.index + 1);
+  } else if (e.key === "Escape" && e.target.matches("input")) {
+    e.preventDefault();
+    goTo(cursor.index);
+  }
+});
+
+// ---------------------------------------------------------------- shortcut list and editor
+
+function renderShortcuts() {
+  const body = el("tbody");
+  for (const [action, key] of Object.entries(config.keys)) {
+    const input = el("input", { value: key, "data-action": action, "data-keycapture": true,
+      "aria-label": `key for ${config.key_help[action] || action}`, size: 10 });
+    input.addEventListener("keydown", (e) => {
+      if (e.key === "Tab") return;
+      e.preventDefault();
+      if (e.key === "Escape") { input.value = config.keys[action]; return; }
+      input.value = e.key.length === 1 && !/[a-z]/i.test(e.key) ? e.key
+        : `${e.altKey ? "Alt+" : ""}${e.shiftKey ? "Shift+" : ""}${e.key === " " ? "Space" : e.key}`;
+    });
+    body.append(el("tr", {}, el("td", {}, input), el("td", { text: config.key_help[action] || action })));
+  }
+  $("#shortcut-table").replaceChildren(body);
+}
+
+async function saveShortcuts(keys) {
+  try {
+    const data = await api(config.prefs_url, { keys });
+    rebuild(data.keys);
+    renderShortcuts();
+    $("#shortcut-state").textContent = "Saved";
+  } catch (err) { $("#shortcut-state").textContent = err.message; }
+}
+
+$("#shortcut-save").addEventListener("click", () => {
+  const keys = {};
+  document.querySelectorAll("#shortcut-table input").forEach((i) => { keys[i.dataset.action] = i.value; });
+  saveShortcuts(keys);
+});
+$("#shortcut-reset").addEventListener("click", () => saveShortcuts({}));
+$("#weeke-form").addEventListener("submit", (e) => e.preventDefault());
+$("#next-case").addEventListener("click", () => window.location.assign(config.next_url));
+
 renderForm();
+form.items.forEach((item) => { $(`#item-${item.id}`).tabIndex = -1; });
+renderShortcuts();
 fill(config.items);
 showStatus();
 refreshScore();
 $("#total-max").textContent = String(form.total_max);
+clock.start(config.protocol.idle_threshold_s || 60);
+goTo(0);
 $("#items").addEventListener("change", changed);
 $("#items").addEventListener("input", (e) => { if (e.target.type === "text") changed(); });
 $("#sign-open").addEventListener("click", () => { $("#sign-box").hidden = false; $("#sign-password").focus(); });

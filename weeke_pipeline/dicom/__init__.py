@@ -1,8 +1,0 @@
-"""DICOM ingest: discovery, classification, de-identification, conversion to BIDS, ADC.
-
-Entry point without nipype workflows: :func:`weeke_pipeline.dicom.convert.ingest_and_convert`.
-"""
-
-from weeke_pipeline.dicom.convert import ingest_and_convert, inspect_dicom
-
-__all__ = ["ingest_and_convert", "inspect_dicom"]

@@ -1,0 +1,1 @@
+"""Image computing on one subject: atlas registration, region metrics, diffusion tensor maps, QC."""
