@@ -50,7 +50,7 @@ except ImportError:  # pragma: no cover
 
 METHODS = ("jlf", "majority")
 #: JLF parameters measured on real templates (benchmarks/bench_label_fusion.py, docs)
-DEFAULT_PATCH_RADIUS = 1
+DEFAULT_PATCH_RADIUS = 2
 DEFAULT_SEARCH_RADIUS = 2
 DEFAULT_BETA = 2.0
 DEFAULT_ALPHA = 0.1
