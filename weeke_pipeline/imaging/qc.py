@@ -513,7 +513,8 @@ def _confidence_numbers(doc: Mapping[str, Any]) -> dict[str, Any]:
     return {"method": doc.get("method"), "n_atlases": doc.get("n_atlases"),
             "brain_agreement": doc.get("brain_agreement"),
             "disagreement_fraction": doc.get("disagreement_fraction"),
-            "regions": {r.get("name", k): {"agreement": r.get("agreement"),
+            "regions": {r.get("name", k): {"name": r.get("name", k),
+                                           "agreement": r.get("agreement"),
                                            "pairwise_dice": r.get("pairwise_dice")}
                         for k, r in regions.items()}}
 
