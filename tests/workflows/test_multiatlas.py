@@ -337,3 +337,12 @@ def test_weeke_run_with_three_atlases_fuses_labels_and_records_agreement(tmp_pat
                 ).is_file()
     config = (d / f"{stem}_config.toml").read_text()
     assert "phantom-variant-2" in config and 'label_fusion = "jlf"' in config
+
+
+def test_cli_refuses_an_unknown_atlas_among_several(tmp_path: Path,
+                                                    capsys: pytest.CaptureFixture[str]) -> None:
+    (tmp_path / "in").mkdir()
+    rc = cli.main(["run", str(tmp_path / "in"), str(tmp_path / "out"), "--atlas",
+                   str(default_atlas_dir()), "--atlas", str(tmp_path / "no-such-atlas")])
+    assert rc == 2
+    assert "no-such-atlas: no such atlas name or folder" in capsys.readouterr().err
