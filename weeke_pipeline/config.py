@@ -16,10 +16,9 @@ from typing import Any
 import tomli_w
 
 from weeke_pipeline import __version__
+from weeke_pipeline.errors import ConfigError
 
-
-class ConfigError(ValueError):
-    """A run specification that cannot be used (the message names the file and the key)."""
+__all__ = ["ConfigError", "RunConfig"]
 
 
 @dataclass

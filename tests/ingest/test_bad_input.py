@@ -26,7 +26,7 @@ from broken_dicom import (
 from pydicom.uid import generate_uid
 
 from weeke_pipeline import atomic, cli
-from weeke_pipeline.ingest.convert import IngestResult, NoDicomError, ingest_and_convert
+from weeke_pipeline.ingest.run import IngestResult, NoDicomError, ingest_and_convert
 
 
 def find(result: IngestResult, where: str):

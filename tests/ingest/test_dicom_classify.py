@@ -10,8 +10,8 @@ from pathlib import Path
 import pytest
 
 from weeke_pipeline import cli
-from weeke_pipeline.ingest.convert import inspect_dicom
 from weeke_pipeline.ingest.discover import discover, group_series
+from weeke_pipeline.ingest.run import inspect_dicom
 
 pytestmark = pytest.mark.shared_data
 

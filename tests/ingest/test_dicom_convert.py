@@ -14,7 +14,7 @@ import numpy as np
 import pydicom
 import pytest
 
-from weeke_pipeline.ingest.convert import ingest_and_convert
+from weeke_pipeline.ingest.run import ingest_and_convert
 
 pytestmark = pytest.mark.shared_data
 

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from weeke_pipeline.ingest import convert
+from weeke_pipeline.ingest import run, scheduler
 from weeke_pipeline.resources import data_dir
 
 
@@ -31,14 +31,14 @@ def one_subject(tmp_path_factory: pytest.TempPathFactory) -> Path:
 def test_outputs_do_not_depend_on_the_number_of_workers(one_subject: Path, tmp_path: Path,
                                                         monkeypatch: pytest.MonkeyPatch) -> None:
     n_files = sum(1 for _ in (one_subject / "sub-01" / "05_DWI_6DIR_B1000").iterdir())
-    monkeypatch.setattr(convert, "CHUNK_FILES", 16)  # many parts per series
-    assert n_files > 3 * convert.CHUNK_FILES
+    monkeypatch.setattr(scheduler, "CHUNK_FILES", 16)  # many parts per series
+    assert n_files > 3 * scheduler.CHUNK_FILES
     digests = {}
     for workers in (1, 3):
         out = tmp_path / f"w{workers}"
-        res = convert.ingest_and_convert(one_subject, out / "raw", work_dir=out / "work",
-                                         participants=one_subject.parent / "participants.tsv",
-                                         workers=workers)
+        res = run.ingest_and_convert(one_subject, out / "raw", work_dir=out / "work",
+                                     participants=one_subject.parent / "participants.tsv",
+                                     workers=workers)
         assert [s.status for s in res.series] == ["converted"] * 4, res.series
         digests[workers] = (_digest(out / "raw"), _digest(out / "work" / "deid"))
     raw1, deid1 = digests[1]
@@ -54,18 +54,18 @@ def test_a_part_that_fails_fails_its_series_only(one_subject: Path, tmp_path: Pa
     inp = tmp_path / "in"
     shutil.copytree(one_subject, inp)
     dwi = sorted((inp / "sub-01" / "05_DWI_6DIR_B1000").iterdir())
-    original = convert.inspect_dicom
+    original = run.inspect_dicom
 
     def inspect_then_lose_a_file(*args, **kwargs):
         out = original(*args, **kwargs)
         dwi[40].unlink()  # the third part of the DWI
         return out
 
-    monkeypatch.setattr(convert, "CHUNK_FILES", 16)
-    monkeypatch.setattr(convert, "inspect_dicom", inspect_then_lose_a_file)
-    res = convert.ingest_and_convert(inp, tmp_path / "raw", work_dir=tmp_path / "work",
-                                     participants=one_subject.parent / "participants.tsv",
-                                     workers=2)
+    monkeypatch.setattr(scheduler, "CHUNK_FILES", 16)
+    monkeypatch.setattr(run, "inspect_dicom", inspect_then_lose_a_file)
+    res = run.ingest_and_convert(inp, tmp_path / "raw", work_dir=tmp_path / "work",
+                                 participants=one_subject.parent / "participants.tsv",
+                                 workers=2)
     status = {s.classification: s for s in res.series if s.classification != "adc"}
     assert status["dwi"].status == "failed"
     assert "FileNotFoundError" in status["dwi"].message

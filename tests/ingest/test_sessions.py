@@ -20,7 +20,7 @@ from pydicom.uid import generate_uid
 
 from weeke_pipeline import cli
 from weeke_pipeline.config import RunConfig
-from weeke_pipeline.ingest.convert import ingest_and_convert, inspect_dicom, preview_sessions
+from weeke_pipeline.ingest.run import ingest_and_convert, inspect_dicom, preview_sessions
 from weeke_pipeline.ingest.sessions import SessionTableError, read_table
 
 T2W_B = SAMPLE / "sub-03" / "dicom" / "03_T2_TSE_AX"

@@ -183,12 +183,13 @@ def test_workflow_graph_names_every_node_after_its_role(tmp_path: Path) -> None:
                 SubjectInputs("02", "01", t2w="t2.nii.gz")]
     wf = build_workflow(RunConfig(output_dir=str(tmp_path)), sessions,
                         deriv=tmp_path / "d", work=tmp_path / "w")
-    full = {n.fullname for n in wf._get_all_nodes()}
-    for node in ("atlas_reg", "t1w_reg", "b0", "b0_reg", "tensor", "tensor_t2w", "metrics",
-                 "qc", "sink"):
+    full = set(wf.list_node_names())
+    for node in ("anat_reg_wf.atlas_reg", "anat_reg_wf.t1w_reg", "dwi_wf.b0", "dwi_wf.b0_reg",
+                 "dwi_wf.tensor", "dwi_wf.tensor_t2w", "metrics", "qc", "ds_subject_wf.sink"):
         assert f"sub_01_ses_01_wf.{node}" in full
-    assert "sub_02_ses_01_wf.atlas_reg" in full
-    assert not any(n.startswith("sub_02_ses_01_wf.t1w_reg") for n in full)
+    assert "sub_02_ses_01_wf.anat_reg_wf.atlas_reg" in full
+    assert not any(".t1w_reg" in n or ".dwi_wf." in n for n in full
+                   if n.startswith("sub_02_ses_01_wf."))
     assert wf.config["execution"]["hash_method"] == "content"
 
 
@@ -236,7 +237,7 @@ def test_kill_9_mid_run_then_rerun_finishes_with_identical_outputs(one_subject: 
     killed = tmp_path / "killed"
     proc = subprocess.Popen(argv(killed), stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
                             start_new_session=True)
-    done = killed / "work/weeke_wf" / f"sub_{SUB}_ses_01_wf" / "atlas_reg"
+    done = killed / "work/weeke_wf" / f"sub_{SUB}_ses_01_wf" / "anat_reg_wf" / "atlas_reg"
     deadline = time.monotonic() + 600
     while not list(done.glob("result_*.pklz")) and proc.poll() is None:
         assert time.monotonic() < deadline, "the atlas step did not finish in 10 minutes"

@@ -18,7 +18,6 @@ columns and QC reason texts alike):
 from __future__ import annotations
 
 import json
-import re
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -26,9 +25,9 @@ from typing import Any
 
 import pandas as pd
 
+from weeke_pipeline.bids import names
+
 DERIVATIVES = Path("derivatives") / "weeke"
-_SES = re.compile(r"^sub-(?P<sub>[A-Za-z0-9]+)_ses-(?P<ses>[A-Za-z0-9]+)_metrics\.tsv$")
-_QC = re.compile(r"^sub-(?P<sub>[A-Za-z0-9]+)_ses-(?P<ses>[A-Za-z0-9]+)_qc\.json$")
 
 
 @dataclass
@@ -111,20 +110,20 @@ def _qc_entry(name: str, series: pd.Series) -> dict[str, Any]:
     return _col(f"QC value {name} (weeke_pipeline.imaging.qc)", fmt)
 
 
-def _case_files(root: Path, pattern: str, name: re.Pattern[str], code_of: Mapping[str, str],
+def _case_files(root: Path, file: Mapping[str, str], code_of: Mapping[str, str],
                 unknown: set[str], seen: set[str]) -> Iterator[tuple[Path, str, str]]:
-    """(file, subject label, session) of the files under ``root`` matching ``pattern`` whose
-    subject has a case; subjects without one go to ``unknown``, the others to ``seen``."""
-    for path in sorted(root.glob(pattern)):
-        m = name.match(path.name)
-        if m is None:
+    """(file, subject label, session) of the session files named by ``file`` (entities
+    without ``sub``/``ses``) under ``root`` whose subject has a case; subjects without one go
+    to ``unknown``, the others to ``seen``."""
+    for label, ses, _ in names.session_folders(root):
+        path = root / names.build({"sub": label, "ses": ses, **file})
+        if not path.is_file():
             continue
-        label = m.group("sub")
         if label not in code_of:
             unknown.add(label)
             continue
         seen.add(label)
-        yield path, label, m.group("ses")
+        yield path, label, ses
 
 
 def _read_json(path: Path) -> Any:
@@ -145,7 +144,7 @@ def load(output: str | Path, code_of: Mapping[str, str]) -> DerivativeTables:
     root = derivatives_root(output)
     frames, qc_rows, unknown, seen = [], [], set(), set()
     sidecar: dict[str, Any] | None = None
-    for tsv, label, ses in _case_files(root, "sub-*/ses-*/sub-*_ses-*_metrics.tsv", _SES,
+    for tsv, label, ses in _case_files(root, {"suffix": "metrics", "extension": ".tsv"},
                                        code_of, unknown, seen):
         df = read_metrics(tsv)
         df.insert(0, "reading_code", code_of[label])
@@ -154,8 +153,8 @@ def load(output: str | Path, code_of: Mapping[str, str]) -> DerivativeTables:
         side = tsv.with_suffix(".json")
         if sidecar is None and side.is_file():
             sidecar = _read_json(side)
-    for js, label, ses in _case_files(root, "sub-*/ses-*/qc/sub-*_ses-*_qc.json", _QC,
-                                      code_of, unknown, seen):
+    for js, label, ses in _case_files(root, {"datatype": "qc", "suffix": "qc",
+                                             "extension": ".json"}, code_of, unknown, seen):
         doc = _read_json(js)
         code = code_of[label]
         row: dict[str, Any] = {"reading_code": code, "session": ses,

@@ -14,6 +14,7 @@ import sys
 from collections.abc import Sequence
 
 from weeke_pipeline import __version__
+from weeke_pipeline.errors import UsageError
 
 #: subcommand name -> module implementing it (order = order in ``weeke --help``)
 SUBCOMMANDS: dict[str, str] = {
@@ -36,8 +37,7 @@ SUBCOMMANDS: dict[str, str] = {
 }
 
 
-class UsageError(Exception):
-    """A user error that the CLI reports in one line and exits 2 for."""
+__all__ = ["SUBCOMMANDS", "UsageError", "build_parser", "main"]
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -71,10 +71,3 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(f"weeke {args.command}: error: {exc}", file=sys.stderr)
         return 2
 
-
-if __name__ == "__main__":  # pragma: no cover
-    # Run the imported module's main: subcommands raise weeke_pipeline.cli.UsageError, which is
-    # not the class of this __main__ copy under `python -m weeke_pipeline.cli`.
-    from weeke_pipeline.cli import main as _main
-
-    sys.exit(_main())

@@ -30,11 +30,9 @@ or ``HMAC-SHA256(project key, PatientID)`` (first 10 hex digits, upper case) whe
 
 from __future__ import annotations
 
-import csv
 import datetime as dt
 import hashlib
 import hmac
-import re
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -45,6 +43,9 @@ from pydicom.dataset import Dataset
 from pydicom.sequence import Sequence
 from pydicom.tag import BaseTag, Tag
 from pydicom.uid import UID, generate_uid
+
+from weeke_pipeline.bids import names
+from weeke_pipeline.bids.tables import TableError, read_table
 
 PROFILE_TABLE = "dicomfields_2026c"
 DEIDENTIFICATION_METHOD = (
@@ -114,23 +115,20 @@ class Pseudonymizer:
 
     @classmethod
     def from_table(cls, path: str | Path, key: bytes | None = None) -> Pseudonymizer:
-        """Read a TSV with a source-ID column (``patient_id``, ``dicom_patient_id`` or
-        ``participant_id`` when a ``pseudonym`` column exists) and a pseudonym column
-        (``pseudonym``, else ``participant_id``)."""
-        path = Path(path)
-        with open(path, newline="", encoding="utf-8") as fh:
-            rows = list(csv.DictReader(fh, delimiter="\t"))
-        cols = set(rows[0]) if rows else set()
-        dst = "pseudonym" if "pseudonym" in cols else "participant_id"
-        src = next((c for c in ("patient_id", "dicom_patient_id", "source_id", "participant_id")
-                    if c in cols and c != dst), None)
-        if src is None or dst not in cols:
+        """Read a participants table: a Patient ID column and a pseudonym column (column names
+        and aliases: :mod:`weeke_pipeline.bids.tables`)."""
+        try:
+            rows = read_table(path, what="participants table")
+        except TableError as exc:
+            raise DeidentificationError(str(exc)) from None
+        src, dst = rows.patient_column, rows.pseudonym_column
+        if src is None or dst not in rows.columns:
             raise DeidentificationError(
                 f"{path}: participants table needs a patient_id (or dicom_patient_id) column and "
                 "a participant_id (or pseudonym) column")
         table = {}
-        for n, row in enumerate(rows, start=2):
-            label = bids_label(row[dst] or "")
+        for n, row in rows.rows:
+            label = names.label(row[dst] or "")
             if not label:
                 raise DeidentificationError(f"{path}: line {n}: empty or invalid pseudonym")
             table[(row[src] or "").strip()] = label
@@ -145,11 +143,6 @@ class Pseudonymizer:
         raise DeidentificationError(
             "the participant's Patient ID is not in the participants table and no project key "
             "was given")
-
-
-def bids_label(text: str) -> str:
-    """A BIDS entity label: letters and digits only (``sub-`` prefix dropped)."""
-    return re.sub(r"[^A-Za-z0-9]", "", re.sub(r"^sub-", "", text.strip()))
 
 
 def keyed_uid(uid: str, key: bytes) -> str:

@@ -18,23 +18,30 @@ among the participant's studies), skipping any label the table gives that partic
 fallback label never merges with a listed session. Two different studies of one participant that
 end up with the same label fail (their series are not converted); other subjects go on.
 
-Read with the stdlib ``csv`` module, as the participants table is (no table library needed for a
-three-column TSV).
+Read by :mod:`weeke_pipeline.bids.tables`, as the participants table is (the same column names
+and aliases).
 """
 
 from __future__ import annotations
 
-import csv
 import datetime as dt
 import logging
-import re
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from pydicom.dataset import Dataset
 
-from weeke_pipeline.ingest.deidentify import bids_label
+from weeke_pipeline.bids import names
+from weeke_pipeline.bids import tables as bids_tables
+from weeke_pipeline.bids.tables import (
+    PARTICIPANT_COLUMN,
+    PATIENT_ID_COLUMNS,
+    PSEUDONYM_COLUMN,
+    SESSION_COLUMN,
+    TableError,
+    header,
+)
 
 log = logging.getLogger(__name__)
 
@@ -44,8 +51,6 @@ KEY_COLUMNS: dict[str, Callable[[Dataset], str]] = {
     "accession_number": lambda ds: str(ds.get("AccessionNumber", "") or "").strip(),
     "study_date": lambda ds: str(ds.get("StudyDate", "") or "").strip()[:8],
 }
-PATIENT_COLUMNS = ("patient_id", "dicom_patient_id", "source_id")
-_LABEL = re.compile(r"[A-Za-z0-9]+")
 
 
 class SessionTableError(ValueError):
@@ -90,17 +95,9 @@ def _norm(col: str, value: str) -> str:
     return value.replace("-", "") if col == "study_date" else value
 
 
-def session_label(text: str) -> str | None:
-    """The BIDS session label of ``text`` (``ses-`` dropped), or None when it is not one."""
-    label = text.strip().removeprefix("ses-")
-    return label if _LABEL.fullmatch(label) else None
-
-
 def has_session_column(path: str | Path) -> bool:
     """True when a (participants) table has a ``session`` column."""
-    with open(path, newline="", encoding="utf-8") as fh:
-        header = next(csv.reader(fh, delimiter="\t"), [])
-    return "session" in {h.strip() for h in header}
+    return SESSION_COLUMN in header(path)
 
 
 def read_table(path: str | Path, *, participants_table: bool = False) -> SessionTable:
@@ -109,20 +106,15 @@ def read_table(path: str | Path, *, participants_table: bool = False) -> Session
     path = Path(path)
     kind = "participants table" if participants_table else "sessions table"
     try:
-        with open(path, newline="", encoding="utf-8") as fh:
-            reader = csv.DictReader(fh, delimiter="\t")
-            cols = [c.strip() for c in reader.fieldnames or []]
-            reader.fieldnames = cols
-            raw = list(reader)
-    except (OSError, UnicodeDecodeError) as exc:
-        raise SessionTableError(f"{path}: cannot read the {kind} ({type(exc).__name__})"
-                                ) from None
-    part = "pseudonym" if "pseudonym" in cols else "participant_id"
-    pat = next((c for c in (*PATIENT_COLUMNS, "participant_id") if c in cols and c != part), None)
+        table_ = bids_tables.read_table(path, what=kind)
+    except TableError as exc:
+        raise SessionTableError(str(exc)) from None
+    cols, raw = table_.columns, [row for _, row in table_.rows]
+    part, pat = table_.pseudonym_column, table_.patient_column
     keys = [c for c in KEY_COLUMNS if c in cols]
     accepted = ", ".join(KEY_COLUMNS)
     if not keys:
-        known = {*PATIENT_COLUMNS, "participant_id", "pseudonym", "session"}
+        known = {*PATIENT_ID_COLUMNS, PARTICIPANT_COLUMN, PSEUDONYM_COLUMN, SESSION_COLUMN}
         unknown = [c for c in cols if c not in known]
         raise SessionTableError(
             f"{path}: line 1: the {kind} needs a study key column, one of {accepted}"
@@ -139,7 +131,7 @@ def read_table(path: str | Path, *, participants_table: bool = False) -> Session
             continue  # blank line
         if participants_table and not (row.get("session") or "").strip():
             continue  # a participant without a session label: date order
-        label = session_label(row.get("session") or "")
+        label = names.session_label(row.get("session") or "")
         if label is None:
             raise SessionTableError(f"{path}: line {n}: empty or invalid session label (letters "
                                     "and digits only, e.g. 1month)")
@@ -147,7 +139,7 @@ def read_table(path: str | Path, *, participants_table: bool = False) -> Session
         if pid:
             who = ("patient", pid)
         else:
-            pseudo = bids_label(row.get(part) or "") if part in cols else ""
+            pseudo = names.label(row.get(part) or "") if part in cols else ""
             if not pseudo:
                 raise SessionTableError(f"{path}: line {n}: no patient_id or participant_id")
             who = ("participant", pseudo)

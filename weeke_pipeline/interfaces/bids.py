@@ -18,6 +18,7 @@ from nipype.interfaces.base import (
     traits,
 )
 
+from weeke_pipeline.bids import names
 from weeke_pipeline.nifti import save_nifti
 
 
@@ -134,14 +135,20 @@ class DerivativesSink(SimpleInterface):
 
     def _run_interface(self, runtime):
         i = self.inputs
-        base = Path(i.derivatives_dir) / f"sub-{i.subject}" / f"ses-{i.session}"
-        stem = f"sub-{i.subject}_ses-{i.session}"
+        session = {"sub": i.subject, "ses": i.session}
+        root = Path(i.derivatives_dir)
+        base = root / names.folder(session)
         written: list[str] = []
 
-        def put(src: str, rel: str, sidecar: dict | None = None) -> None:
+        def name(datatype: str | None = None, **entities: str) -> dict[str, str]:
+            """Entities of a file of this session; ``suffix`` may be one of weeke's own
+            (``metrics``, ``<name>_registration``...), ``datatype`` a folder (``xfm``, ``qc``)."""
+            return {**session, **entities, **({"datatype": datatype} if datatype else {})}
+
+        def put(src: str, entities: dict[str, str], sidecar: dict | None = None) -> None:
             from weeke_pipeline import atomic  # complete files only, even on a full disk
 
-            dest = base / rel
+            dest = root / names.build(entities)
             atomic.copy_file(src, dest)
             written.append(str(dest))
             if sidecar is not None:
@@ -149,45 +156,53 @@ class DerivativesSink(SimpleInterface):
                 atomic.write_text(side, json.dumps(sidecar, indent=2, sort_keys=True) + "\n")
                 written.append(str(side))
 
+        nii = ".nii.gz"
         images = {
-            "t2w": (f"anat/{stem}_desc-preproc_T2w.nii.gz", "subject T2w (reference space)"),
-            "t1w": (f"anat/{stem}_space-T2w_desc-preproc_T1w.nii.gz", "T1w rigidly on T2w"),
-            "adc": (f"anat/{stem}_space-T2w_ADC.nii.gz", "ADC (1e-6 mm^2/s) rigidly on T2w"),
-            "b0": (f"anat/{stem}_space-T2w_desc-b0_dwiref.nii.gz", "mean b=0 on T2w"),
-            "dseg": (f"anat/{stem}_space-T2w_desc-atlas_dseg.nii.gz",
+            "t2w": (name("anat", desc="preproc", suffix="T2w", extension=nii),
+                    "subject T2w (reference space)"),
+            "t1w": (name("anat", space="T2w", desc="preproc", suffix="T1w", extension=nii),
+                    "T1w rigidly on T2w"),
+            "adc": (name("anat", space="T2w", suffix="ADC", extension=nii),
+                    "ADC (1e-6 mm^2/s) rigidly on T2w"),
+            "b0": (name("anat", space="T2w", desc="b0", suffix="dwiref", extension=nii),
+                   "mean b=0 on T2w"),
+            "dseg": (name("anat", space="T2w", desc="atlas", suffix="dseg", extension=nii),
                      "atlas labels on the T2w grid (genericLabel), numbered as the atlas label "
                      "table beside it (*_desc-atlas_dseg.tsv)"),
-            "brain_mask": (f"anat/{stem}_space-T2w_desc-brain_mask.nii.gz",
+            "brain_mask": (name("anat", space="T2w", desc="brain", suffix="mask", extension=nii),
                            "brain mask from the atlas on T2w"),
-            "label_agreement": (f"anat/{stem}_space-T2w_desc-atlasagreement_probseg.nii.gz",
+            "label_agreement": (name("anat", space="T2w", desc="atlasagreement",
+                                     suffix="probseg", extension=nii),
                                 "multi-atlas segmentation: per voxel, the fraction of atlases"
                                 " whose propagated label is the fused label"),
         }
-        for key, (rel, desc) in images.items():
+        for key, (entities, desc) in images.items():
             value = getattr(i, key)
             if isdefined(value):
-                put(value, rel, {"Description": desc, "SpatialReference": "T2w",
-                                 "Sources": [f"bids:raw:sub-{i.subject}/ses-{i.session}"]})
+                put(value, entities, {"Description": desc, "SpatialReference": "T2w",
+                                      "Sources": [f"bids:raw:{names.folder(session)}"]})
         if isdefined(i.label_table):
-            put(i.label_table, f"anat/{stem}_space-T2w_desc-atlas_dseg.tsv")
+            put(i.label_table, name("anat", space="T2w", desc="atlas", suffix="dseg",
+                                    extension=".tsv"))
         if isdefined(i.label_confidence):  # per-region agreement of the fused atlases
-            put(i.label_confidence, f"anat/{stem}_space-T2w_desc-atlas_labelconfidence.json")
+            put(i.label_confidence, name("anat", space="T2w", desc="atlas",
+                                         suffix="labelconfidence", extension=".json"))
         if isdefined(i.extra_maps):
             for suffix, src in sorted(i.extra_maps.items()):
-                put(src, f"dwi/{stem}_space-T2w_{suffix}.nii.gz",
+                put(src, name("dwi", space="T2w", suffix=suffix, extension=nii),
                     {"Description": f"{suffix} map on the T2w grid", "SpatialReference": "T2w"})
         if isdefined(i.metrics_tsv):
-            put(i.metrics_tsv, f"{stem}_metrics.tsv")
+            put(i.metrics_tsv, name(suffix="metrics", extension=".tsv"))
         if isdefined(i.metrics_json):
-            put(i.metrics_json, f"{stem}_metrics.json")
+            put(i.metrics_json, name(suffix="metrics", extension=".json"))
         if isdefined(i.transforms):
-            for name, files in sorted(i.transforms.items()):
+            for what, files in sorted(i.transforms.items()):
                 for n, src in enumerate(files):
                     ext = "".join(Path(src).suffixes) or ".txt"
-                    put(src, f"xfm/{stem}_{name}_step-{n}{ext}")
+                    put(src, name("xfm", suffix=f"{what}_step-{n}", extension=ext))
         if isdefined(i.reports):
-            for name, src in sorted(i.reports.items()):
-                put(src, f"xfm/{stem}_{name}_registration.json")
+            for what, src in sorted(i.reports.items()):
+                put(src, name("xfm", suffix=f"{what}_registration", extension=".json"))
         if isdefined(i.qc_report):
             qc_src = Path(i.qc_report).parent
             qc_dest = base / "qc"
@@ -198,11 +213,12 @@ class DerivativesSink(SimpleInterface):
             written.append(str(qc_dest))
         if isdefined(i.extra_figures):
             for src in i.extra_figures:
-                put(src, f"qc/figures/{stem}_desc-{Path(src).name.split('.')[0]}_qc.png")
+                put(src, name("qc/figures", desc=Path(src).name.split(".")[0], suffix="qc",
+                              extension=".png"))
         if isdefined(i.extra_qc):
-            for name, src in sorted(i.extra_qc.items()):
-                put(src, f"qc/{stem}_{name}_qc.json")
-        cfg = base / f"{stem}_config.toml"
+            for what, src in sorted(i.extra_qc.items()):
+                put(src, name("qc", suffix=f"{what}_qc", extension=".json"))
+        cfg = root / names.build(name(suffix="config", extension=".toml"))
         cfg.parent.mkdir(parents=True, exist_ok=True)
         cfg.write_text(i.run_config)
         written.append(str(cfg))

@@ -35,7 +35,7 @@ class InspectDicom(SimpleInterface):
     output_spec = InspectDicomOutputSpec
 
     def _run_interface(self, runtime):
-        from weeke_pipeline.ingest.convert import inspect_dicom
+        from weeke_pipeline.ingest.run import inspect_dicom
         from weeke_pipeline.ingest.series_table import write_table
 
         table = self.inputs.series_table if self.inputs.series_table else None
@@ -73,7 +73,7 @@ class IngestDicom(SimpleInterface):
     output_spec = IngestDicomOutputSpec
 
     def _run_interface(self, runtime):
-        from weeke_pipeline.ingest.convert import ingest_and_convert, result_json
+        from weeke_pipeline.ingest.run import ingest_and_convert, result_json
 
         key = Path(self.inputs.key_file).read_bytes().strip() if self.inputs.key_file else None
         res = ingest_and_convert(

@@ -18,18 +18,15 @@ fields cleared (descrip, aux_file, intent_name, db_name, extensions), to
 
 from __future__ import annotations
 
-import csv
-import re
 import secrets
 from dataclasses import dataclass, field
 from pathlib import Path
 
-#: the sequences readers may be shown by default (a case needs at least one of them)
-CLINICAL_SEQUENCES = ("T1w", "T2w", "ADC")
-#: every sequence imported, in the viewer's order
-SEQUENCES = (*CLINICAL_SEQUENCES, "FA")
-_NAME = re.compile(r"^(?P<stem>.*)_(?P<seq>T1w|T2w|ADC|FA)\.nii(\.gz)?$")
-_SUB = re.compile(r"(?:^|_)sub-(?P<label>[A-Za-z0-9]+)")
+from weeke_pipeline.bids import names
+from weeke_pipeline.bids.tables import PARTICIPANT_COLUMN, TableError, participant, read_table
+from weeke_pipeline.reading.sequences import CLINICAL_SEQUENCES, SEQUENCES
+
+_NIFTI = (".nii", ".nii.gz")
 CODE_ALPHABET = "ACDEFGHJKLMNPQRTUVWXY34679"  # no look-alikes (0/O, 1/I, 2/Z, 5/S, 8/B)
 
 
@@ -47,9 +44,8 @@ class Found:
 
 
 def _rank(path: Path) -> tuple[int, int]:
-    name = path.name
-    space = re.search(r"_space-([A-Za-z0-9]+)", name)
-    pref = 0 if space is None or space.group(1) == "T2w" else 1
+    space = names.parse(path.name).get("space")
+    pref = 0 if space is None or space == "T2w" else 1
     return (pref, len(str(path)))
 
 
@@ -57,15 +53,13 @@ def find_images(root: Path) -> dict[str, Found]:
     found: dict[str, Found] = {}
     best: dict[tuple[str, str], Path] = {}
     for path in sorted(root.rglob("*.nii*")):
-        m = _NAME.match(path.name)
-        if not m or not path.is_file():
+        entities = names.parse(path)  # the subject: of the name, else of a parent folder
+        seq, label = entities.get("suffix"), entities.get("sub")
+        if seq not in SEQUENCES or entities["extension"] not in _NIFTI or not label:
             continue
-        sub = _SUB.search(m.group("stem"))
-        if sub is None:
-            sub = next((s for p in path.parents if (s := _SUB.search(p.name))), None)
-        if sub is None:
+        if not path.is_file():
             continue
-        key = (sub.group("label"), m.group("seq"))
+        key = (label, seq)
         if key not in best or _rank(path) < _rank(best[key]):
             best[key] = path
     for (label, seq), path in sorted(best.items()):
@@ -102,23 +96,25 @@ def read_participants(root: Path, found: dict[str, Found]) -> list[str]:
     if not tables:
         return ["no participants.tsv found: postmenstrual age and day of life left empty"]
     table = tables[0]
-    with table.open(newline="") as fh:
-        reader = csv.DictReader(fh, delimiter="\t")
-        if not reader.fieldnames or "participant_id" not in reader.fieldnames:
-            raise ImportProblem(f"{table}: no participant_id column")
-        for n, row in enumerate(reader, start=2):
-            label = (row.get("participant_id") or "").strip().removeprefix("sub-")
-            if label not in found:
-                continue
-            where = f"{table} line {n}"
-            f = found[label]
-            f.pma_weeks, f.pma_days = _pma(row, where)
-            dol = (row.get("day_of_life") or row.get("day_of_life_at_scan") or "").strip()
-            if dol and dol.lower() != "n/a":
-                try:
-                    f.day_of_life = int(float(dol))
-                except ValueError as exc:
-                    raise ImportProblem(f"{where}: day_of_life {dol!r} is not a number") from exc
+    try:
+        rows = read_table(table, what="participants table")
+    except TableError as exc:
+        raise ImportProblem(str(exc)) from None
+    if PARTICIPANT_COLUMN not in rows.columns:
+        raise ImportProblem(f"{table}: no participant_id column")
+    for n, row in rows.rows:
+        label = participant(row.get(PARTICIPANT_COLUMN) or "")
+        if label not in found:
+            continue
+        where = f"{table} line {n}"
+        f = found[label]
+        f.pma_weeks, f.pma_days = _pma(row, where)
+        dol = (row.get("day_of_life") or row.get("day_of_life_at_scan") or "").strip()
+        if dol and dol.lower() != "n/a":
+            try:
+                f.day_of_life = int(float(dol))
+            except ValueError as exc:
+                raise ImportProblem(f"{where}: day_of_life {dol!r} is not a number") from exc
     return [f"sub-{k}: not in {table}" for k, f in found.items() if f.pma_weeks is None]
 
 

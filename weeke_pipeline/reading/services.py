@@ -14,6 +14,8 @@ from django.db.models import Count, F
 from django.utils import timezone
 
 from weeke_pipeline.reading import audit, study
+from weeke_pipeline.reading.errors import Conflict, Forbidden, ReadingError, ensure_unlocked
+from weeke_pipeline.reading.errors import Locked as Locked  # services.Locked, as before
 from weeke_pipeline.reading.models import (
     Adjudication,
     Case,
@@ -28,28 +30,6 @@ DEFAULT_FORM = "weeke-consensus-2025"
 READS_PER_CASE = 2
 MAX_REASON = 500
 ITEM_KEYS = {"extent", "laterality", "assessable", "reason"}
-
-
-class ReadingError(Exception):
-    """A refused action; ``status`` is the HTTP status the web layer answers with."""
-
-    status = 400
-
-    def __init__(self, message: str, *, item: str | None = None) -> None:
-        super().__init__(message)
-        self.item = item
-
-
-class Locked(ReadingError):
-    status = 423
-
-
-class Conflict(ReadingError):
-    status = 409
-
-
-class Forbidden(ReadingError):
-    status = 403
 
 
 def get_form(form_id: str | None = None, version: str | None = None) -> Any:
@@ -67,11 +47,6 @@ def _load_form(form_id: str, version: str | None) -> Any:
 
 def form_of(obj: ReadBase) -> Any:
     return get_form(obj.form_id, obj.form_version)
-
-
-def ensure_unlocked() -> None:
-    if DatabaseLock.is_locked():
-        raise Locked("the reading database is locked by the coordinator: no further edits")
 
 
 # ---------------------------------------------------------------- item validation

@@ -29,9 +29,10 @@ from typing import Any
 from django.db import transaction
 
 from weeke_pipeline.reading import audit
+from weeke_pipeline.reading.errors import ReadingError, ensure_unlocked
 from weeke_pipeline.reading.hanging import DEFAULT_PROTOCOL, ProtocolError, load_protocol
-from weeke_pipeline.reading.importer import CLINICAL_SEQUENCES, SEQUENCES
 from weeke_pipeline.reading.models import StudySetting
+from weeke_pipeline.reading.sequences import CLINICAL_SEQUENCES, SEQUENCES
 
 READER_SEQUENCES = "reader_sequences"
 HANGING_PROTOCOL = "hanging_protocol"
@@ -60,8 +61,6 @@ def hanging_protocol() -> str:
 
 def parse_sequences(value: str | list[str]) -> list[str]:
     """``"T1w,T2w,ADC,FA"`` or a list -> known sequences in canonical order (no duplicates)."""
-    from weeke_pipeline.reading.services import ReadingError
-
     names = [s.strip() for s in (value.split(",") if isinstance(value, str) else value)]
     names = [s for s in names if s]
     unknown = [s for s in names if s not in SEQUENCES]
@@ -75,8 +74,6 @@ def parse_sequences(value: str | list[str]) -> list[str]:
 
 def set_setting(user: Any, key: str, value: Any, reason: str) -> StudySetting:
     """Record a new value with the reason; audited. Refused when locked or unchanged."""
-    from weeke_pipeline.reading.services import ReadingError, ensure_unlocked
-
     ensure_unlocked()
     reason = (reason or "").strip()
     if not reason:

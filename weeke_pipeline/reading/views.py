@@ -23,7 +23,6 @@ from django.utils import timezone
 from django.views.decorators.http import require_GET, require_POST
 
 from weeke_pipeline.reading import audit, hanging, services, study, timing
-from weeke_pipeline.reading.importer import SEQUENCES
 from weeke_pipeline.reading.models import (
     Adjudication,
     Case,
@@ -33,6 +32,7 @@ from weeke_pipeline.reading.models import (
     ReaderAssignment,
     ReaderPreference,
 )
+from weeke_pipeline.reading.sequences import SEQUENCES
 from weeke_pipeline.reading.signals import client_address
 
 

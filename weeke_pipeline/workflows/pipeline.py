@@ -13,7 +13,6 @@
 
 from __future__ import annotations
 
-import csv
 import json
 import logging
 import os
@@ -25,14 +24,14 @@ from typing import Any
 from weeke_pipeline import __version__
 from weeke_pipeline.atlas.bundle import AtlasError, load_atlas
 from weeke_pipeline.atlas.selection import find_atlas
+from weeke_pipeline.bids import names
+from weeke_pipeline.bids.tables import AGE_COLUMNS, read_table
 from weeke_pipeline.config import ConfigError, RunConfig
 from weeke_pipeline.resources import default_atlas_dir
 
 log = logging.getLogger("weeke.pipeline")
 
 DERIVATIVES = "derivatives/weeke"
-AGE_COLUMNS = ("sex", "gestational_age_at_birth_weeks", "gestational_age_at_birth_days",
-               "day_of_life_at_scan", "pma_at_scan_weeks", "pma_at_scan_days")
 
 
 @dataclass
@@ -102,29 +101,30 @@ def ingest_workers(cfg: RunConfig) -> int:
 def find_sessions(rawdata: Path) -> list[SubjectInputs]:
     """Every ``sub-*/ses-*`` with a T2w in the BIDS raw folder (first run of each kind)."""
     found = []
-    for ses_dir in sorted(rawdata.glob("sub-*/ses-*")):
-        sub, ses = ses_dir.parent.name[4:], ses_dir.name[4:]
+    for sub, ses, ses_dir in names.session_folders(rawdata):
+        files = [p for d in ("anat", "dwi") for p in (ses_dir / d).glob("*.nii.gz")]
 
-        def first(pattern: str, ses_dir: Path = ses_dir) -> str | None:
-            hits = sorted(ses_dir.glob(pattern))
+        def first(datatype: str, suffix: str, files: list[Path] = files, **entities: str
+                  ) -> str | None:
+            hits = names.select(files, datatype=datatype, suffix=suffix, **entities)
             return str(hits[0]) if hits else None
 
-        t2w = first("anat/*_T2w.nii.gz")
+        t2w = first("anat", "T2w")
         if t2w is None:
             log.warning("sub-%s ses-%s: no T2w; the imaging workflow needs one (skipped)", sub,
                         ses)
             continue
-        dwi = first("dwi/*_dwi.nii.gz")
+        dwi = first("dwi", "dwi")
         bval = dwi.replace(".nii.gz", ".bval") if dwi else None
         bvec = dwi.replace(".nii.gz", ".bvec") if dwi else None
         has_grad = bool(bval and bvec and Path(bval).is_file() and Path(bvec).is_file())
         if dwi and not has_grad:
             log.warning("sub-%s ses-%s: DWI without bval/bvec is not used", sub, ses)
         found.append(SubjectInputs(
-            subject=sub, session=ses, t2w=t2w, t1w=first("anat/*_T1w.nii.gz"),
+            subject=sub, session=ses, t2w=t2w, t1w=first("anat", "T1w"),
             dwi=dwi if has_grad else None, bval=bval if has_grad else None,
             bvec=bvec if has_grad else None,
-            adc=first("dwi/*_desc-scanner_ADC.nii.gz") or first("dwi/*_desc-logfit_ADC.nii.gz")))
+            adc=first("dwi", "ADC", desc="scanner") or first("dwi", "ADC", desc="logfit")))
     return found
 
 
@@ -133,10 +133,7 @@ def _write_participants(cfg: RunConfig, rawdata: Path, subjects: list[str]) -> N
     (the linkage column ``patient_id`` is never copied)."""
     rows: dict[str, dict[str, str]] = {}
     if cfg.participants:
-        with open(cfg.participants, newline="", encoding="utf-8") as f:
-            for row in csv.DictReader(f, delimiter="\t"):
-                label = (row.get("participant_id") or "").removeprefix("sub-")
-                rows[label] = row
+        rows = read_table(cfg.participants, what="participants table").by_participant()
     cols = ["participant_id"] + [c for c in AGE_COLUMNS if any(c in r for r in rows.values())]
     lines = ["\t".join(cols)]
     for sub in sorted(set(subjects)):
@@ -185,8 +182,8 @@ def session_atlases(cfg: RunConfig, session: SubjectInputs) -> list[Any]:
     """The atlas bundles of one session (``dhcp-auto`` resolved from its age at scan)."""
     from weeke_pipeline.atlas.selection import check_same_labels, resolve_atlases
 
-    names = cfg.atlas_list or [str(default_atlas_dir())]
-    bundles = resolve_atlases(names, subject=session.subject,
+    wanted = cfg.atlas_list or [str(default_atlas_dir())]
+    bundles = resolve_atlases(wanted, subject=session.subject,
                               participants=cfg.participants or None)
     check_same_labels(bundles)
     return bundles
@@ -215,7 +212,7 @@ def build_workflow(cfg: RunConfig, sessions: list[SubjectInputs], *, deriv: Path
     }
     wf.config["monitoring"] = {"enabled": "false"}
     for s in sessions:
-        key = f"sub-{s.subject}_ses-{s.session}"
+        key = names.name({"sub": s.subject, "ses": s.session})
         bundles = (atlases or {}).get(key) or session_atlases(cfg, s)
         atlas = bundles[0]
         provenance = _provenance(cfg, preset=preset, atlases=bundles)
@@ -325,11 +322,8 @@ def status_table(summary: RunSummary) -> str:
 def run_pipeline(cfg: RunConfig, *, progress: bool = False) -> RunSummary:
     """Run the whole batch job described by ``cfg``; returns the summary (also written as
     ``<out>/derivatives/weeke/run_summary.json``)."""
-    from weeke_pipeline.ingest.convert import (
-        NoDicomError,
-        ensure_dcm2niix_on_path,
-        ingest_and_convert,
-    )
+    from weeke_pipeline.ingest.convert import ensure_dcm2niix_on_path
+    from weeke_pipeline.ingest.run import NoDicomError, ingest_and_convert
     from weeke_pipeline.ingest.sessions import SessionTableError
 
     if not cfg.input_dir or not Path(cfg.input_dir).exists():
@@ -364,8 +358,7 @@ def run_pipeline(cfg: RunConfig, *, progress: bool = False) -> RunSummary:
     if cfg.subjects:
         sessions = [s for s in sessions if s.subject in wanted]
     have = {(s.subject, s.session) for s in sessions}
-    for ses_dir in sorted(rawdata.glob("sub-*/ses-*")):  # sessions without a T2w: skipped
-        sub, ses = ses_dir.parent.name[4:], ses_dir.name[4:]
+    for sub, ses, _ in names.session_folders(rawdata):  # sessions without a T2w: skipped
         if (sub, ses) not in have and (not wanted or sub in wanted):
             summary.subjects[f"sub-{sub}_ses-{ses}"] = "skip"
             summary.notes[f"sub-{sub}_ses-{ses}"] = "no usable T2w: no atlas labels or metrics"
@@ -380,9 +373,9 @@ def run_pipeline(cfg: RunConfig, *, progress: bool = False) -> RunSummary:
                 raise ConfigError(str(exc)) from None
         _dataset_description(deriv, "dhcp-auto")
     else:
-        names = [load_atlas(find_atlas(a)).name for a in cfg.atlas_list] or \
+        used = [load_atlas(find_atlas(a)).name for a in cfg.atlas_list] or \
             [load_atlas(default_atlas_dir()).name]
-        _dataset_description(deriv, " + ".join(names))
+        _dataset_description(deriv, " + ".join(used))
     if not sessions:
         log.warning("no session with a T2w was found under %s", rawdata)
         _write_summary(summary, deriv)
@@ -406,14 +399,15 @@ def process_sessions(cfg: RunConfig, sessions: list[SubjectInputs], *,
     results, tables = [], []
     runnable = []
     for s in sessions:  # an atlas that cannot be resolved fails that subject only
-        stem = f"sub-{s.subject}_ses-{s.session}"
+        session = {"sub": s.subject, "ses": s.session}
+        stem = names.name(session)
         try:
             atlases[stem] = session_atlases(cfg, s)
             runnable.append(s)
         except AtlasError as exc:
             summary.errors[stem] = f"atlas: {exc}"
             summary.subjects[stem] = "fail"
-            base = deriv / f"sub-{s.subject}" / f"ses-{s.session}"
+            base = deriv / names.folder(session)
             results.append(qc.run_subject_qc(stem, base / "qc", t2w=s.t2w,
                                              error=f"atlas: {exc}"))
     sessions = runnable
@@ -424,7 +418,10 @@ def process_sessions(cfg: RunConfig, sessions: list[SubjectInputs], *,
     (deriv / "run_config.toml").write_text(cfg.to_toml(_provenance(cfg)))
     plugin_args = dict(cfg.plugin_args)
     if progress and cfg.plugin in ("Linear", "MultiProc", "LegacyMultiProc"):
-        plugin_args["status_callback"] = Progress(len(list(wf._get_all_nodes())))
+        # the nodes that run: Nipype drops the identity nodes (inputnode, outputnode)
+        runs = [n for n in wf.list_node_names()
+                if n.rsplit(".", 1)[-1] not in ("inputnode", "outputnode")]
+        plugin_args["status_callback"] = Progress(len(runs))
     for stale in (work / "crash").glob("crash-*"):  # a re-run reports only its own crashes
         stale.unlink()
     try:
@@ -435,9 +432,11 @@ def process_sessions(cfg: RunConfig, sessions: list[SubjectInputs], *,
 
     for s in sessions:
         key = f"sub_{s.subject}_ses_{s.session}_wf"
-        base = deriv / f"sub-{s.subject}" / f"ses-{s.session}"
-        stem = f"sub-{s.subject}_ses-{s.session}"
-        qc_json = base / "qc" / f"{stem}_qc.json"
+        session = {"sub": s.subject, "ses": s.session}
+        base = deriv / names.folder(session)
+        stem = names.name(session)  # the session's key in the summary: sub-<p>_ses-<s>
+        qc_json = deriv / names.build({**session, "datatype": "qc", "suffix": "qc",
+                                       "extension": ".json"})
         if key in crashes or not qc_json.is_file():
             error = crashes.get(key, "the workflow did not finish (see the work folder)")
             summary.errors[stem] = error
@@ -449,8 +448,8 @@ def process_sessions(cfg: RunConfig, sessions: list[SubjectInputs], *,
         summary.subjects[stem] = doc["status"]
         summary.notes[stem] = "; ".join(doc["reasons"])
         results.append({"subject": stem, "status": doc["status"], "reasons": doc["reasons"],
-                        "report": str(base / "qc" / f"{stem}_qc.html")})
-        tsv = base / f"{stem}_metrics.tsv"
+                        "report": str(qc_json.with_suffix(".html"))})
+        tsv = deriv / names.build({**session, "suffix": "metrics", "extension": ".tsv"})
         if tsv.is_file():
             tables.append((s.session, tsv))
     summary.qc_index = str(qc.write_group_index(results, deriv / "qc_index.html"))

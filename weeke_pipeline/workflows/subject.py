@@ -1,46 +1,18 @@
-"""The per-subject imaging workflow: T2w to atlas, T1w and DWI/ADC to T2w, metrics, QC, sink."""
+"""One session's imaging workflow: anatomical registration, diffusion, region metrics, QC and
+the outputs, each step its own workflow (:mod:`.anatomical`, :mod:`.diffusion`,
+:mod:`.outputs`)."""
 
 from __future__ import annotations
 
 from nipype.interfaces import utility as niu
 from nipype.pipeline import engine as pe
 
-from weeke_pipeline.interfaces.bids import DerivativesSink, ExtractB0, TensorMapsToT2w
-from weeke_pipeline.interfaces.dti import DTIFit
-from weeke_pipeline.interfaces.imaging import (
-    AtlasToSubject,
-    RegionMetrics,
-    RegisterWithinSubject,
-    SubjectQC,
-)
-from weeke_pipeline.workflows.multiatlas import AtlasFiles, init_multiatlas_wf
-
-#: expected peak memory (GB) of the heavy nodes' processes, for MultiProc's scheduling
-MEM_GB = {"atlas_reg": 0.6, "rigid": 0.5, "tensor": 0.5, "metrics": 0.4, "qc": 0.4}
-
-
-def _collect(**kwargs):
-    """Dict of the defined keyword arguments (a Function node's body)."""
-    from nipype.interfaces.base import isdefined
-
-    out = {}
-    for k, v in kwargs.items():
-        if v is None or not isdefined(v):
-            continue
-        if isinstance(v, dict):  # several entries at once (e.g. one per atlas)
-            out.update(v)
-        else:
-            out[k] = v
-    return out
-
-
-def _dict_node(name: str, fields: list[str]) -> pe.Node:
-    # a dict of paths: run in the scheduler's process (no round trip through a worker)
-    node = pe.Node(niu.Function(input_names=fields, output_names=["out"], function=_collect),
-                   name=name, run_without_submitting=True)
-    for f in fields:
-        setattr(node.inputs, f, None)
-    return node
+from weeke_pipeline.interfaces.imaging import RegionMetrics, SubjectQC
+from weeke_pipeline.workflows.anatomical import init_anat_reg_wf
+from weeke_pipeline.workflows.diffusion import init_dwi_wf
+from weeke_pipeline.workflows.multiatlas import AtlasFiles
+from weeke_pipeline.workflows.nodes import MEM_GB
+from weeke_pipeline.workflows.outputs import init_ds_subject_wf
 
 
 def init_subject_wf(*, subject: str, session: str, atlas_t2w: str, atlas_brain_mask: str,
@@ -51,162 +23,128 @@ def init_subject_wf(*, subject: str, session: str, atlas_t2w: str, atlas_brain_m
                     atlas_label_table: str | None = None,
                     atlases: list[AtlasFiles] | None = None, label_fusion: str = "jlf",
                     name: str = "subject_wf") -> pe.Workflow:
-    """Build one subject's workflow.
+    """Build one session's workflow.
 
-    With a DWI and ``dti``, a tensor fit (dipy; ADC only when under 6 directions) gives FA, MD,
-    AD and RD, rigidly resampled onto the T2w with the b=0 -> T2w transform.
+    Parameters
+    ----------
+    subject, session
+        BIDS labels
+    atlas_t2w, atlas_brain_mask, atlas_labels, atlas_label_table
+        the atlas bundle's images and label table
+    derivatives_dir, run_config
+        where the outputs go, and the run configuration saved beside them
+    has_t1w, has_dwi, has_adc
+        which images the session has (the T2w is required)
+    preset
+        registration preset name or TOML path
+    adc_thresholds, reference_tissue
+        region metrics options (:mod:`weeke_pipeline.imaging.metrics`)
+    dti
+        fit the diffusion tensor when there is a DWI
+    atlases, label_fusion
+        two or more atlases: multi-atlas segmentation, each registered by its own node and the
+        labels fused (``jlf`` or ``majority``; :mod:`weeke_pipeline.workflows.multiatlas`);
+        ``atlas_t2w``, ``atlas_brain_mask`` and ``atlas_labels`` are then not used. The
+        per-region agreement between the atlases goes to the metrics, QC and the derivatives.
+    name
+        workflow name
 
-    With two or more ``atlases`` (multi-atlas segmentation), each is registered by its own
-    node and their labels are fused (``label_fusion``: ``jlf`` or ``majority``;
-    :func:`~weeke_pipeline.workflows.multiatlas.init_multiatlas_wf`); ``atlas_t2w``,
-    ``atlas_brain_mask`` and ``atlas_labels`` are then ignored. The per-region agreement
-    between atlases goes into the metrics, QC and the derivatives.
+    Inputs
+    ------
+    t2w, t1w, dwi, bval, bvec, adc
+        BIDS raw files
 
-    inputnode: ``t2w``, ``t1w``, ``dwi``, ``bval``, ``bvec``, ``adc`` (BIDS raw files);
-    outputnode: ``out_dir`` (derivatives folder), ``qc_status``.
+    Outputs
+    -------
+    out_dir
+        the session's derivatives folder
+    qc_status
+        ``pass``, ``warn`` or ``fail``
     """
     wf = pe.Workflow(name=name)
     inputnode = pe.Node(niu.IdentityInterface(
         fields=["t2w", "t1w", "dwi", "bval", "bvec", "adc"]), name="inputnode")
     outputnode = pe.Node(niu.IdentityInterface(fields=["out_dir", "qc_status"]),
                          name="outputnode")
-
-    # MultiProc resource hints: mem_gb = peak RSS measured on a 1 mm subject (benchmarks/
-    # bench_pipeline.py), so a memory-limited run (plugin_args memory_gb) packs nodes safely.
-    # n_procs stays 1: a registration uses ITK's threads (ITK_GLOBAL_DEFAULT_NUMBER_OF_THREADS),
-    # but the atlas registration alone keeps only ~1.2 of 2 cores busy, so the tensor fit runs
-    # beside it on the spare core instead of waiting (measured: it then costs no wall time).
     multi = bool(atlases) and len(atlases) > 1
-    if multi:
-        atlas_reg = init_multiatlas_wf(atlases=list(atlases), preset=preset,
-                                       label_fusion=label_fusion, name="atlas_reg")
-        o = "outputnode."  # the sub-workflow's outputs
-    else:
-        if atlases:
-            atlas_t2w, atlas_brain_mask = atlases[0].t2w, atlases[0].brain_mask
-            atlas_labels = atlases[0].labels
-        atlas_reg = pe.Node(AtlasToSubject(atlas_t2w=atlas_t2w,
-                                           atlas_brain_mask=atlas_brain_mask,
-                                           atlas_labels=atlas_labels, preset=preset),
-                            name="atlas_reg", mem_gb=MEM_GB["atlas_reg"])
-        o = ""
+    anat_wf = init_anat_reg_wf(atlas_t2w=atlas_t2w, atlas_brain_mask=atlas_brain_mask,
+                               atlas_labels=atlas_labels, preset=preset, has_t1w=has_t1w,
+                               atlases=atlases, label_fusion=label_fusion)
     metrics = pe.Node(RegionMetrics(subject=subject, adc_thresholds=list(adc_thresholds),
                                     reference=reference_tissue), name="metrics",
                       mem_gb=MEM_GB["metrics"])
     qc = pe.Node(SubjectQC(subject=f"sub-{subject}_ses-{session}"), name="qc",
                  mem_gb=MEM_GB["qc"])
-    reports = _dict_node("reports", ["to_atlas", "atlases", "T1w", "ADC"])
-    transforms = _dict_node("transforms", ["to_atlas", "atlases", "T1w_to_T2w", "b0_to_T2w"])
-    sink = pe.Node(DerivativesSink(derivatives_dir=derivatives_dir, subject=subject,
-                                   session=session, run_config=run_config), name="sink")
-    if atlas_label_table:
-        sink.inputs.label_table = atlas_label_table
+    ds_wf = init_ds_subject_wf(derivatives_dir=derivatives_dir, subject=subject,
+                               session=session, run_config=run_config,
+                               atlas_label_table=atlas_label_table)
     wf.connect([
-        (inputnode, atlas_reg, [("t2w", ("inputnode." if multi else "") + "t2w")]),
+        (inputnode, anat_wf, [("t2w", "inputnode.t2w"), ("t1w", "inputnode.t1w")]),
         (inputnode, metrics, [("t2w", "t2w")]),
-        (atlas_reg, metrics, [(o + "labels", "labels"), (o + "brain_mask", "brain_mask")]),
+        (anat_wf, metrics, [("outputnode.labels", "labels"),
+                            ("outputnode.brain_mask", "brain_mask")]),
         (inputnode, qc, [("t2w", "t2w")]),
-        (atlas_reg, qc, [(o + "labels", "labels"), (o + "brain_mask", "brain_mask")]),
-        (atlas_reg, qc, [(o + "report", "report_to_atlas")]),
-        (inputnode, sink, [("t2w", "t2w")]),
-        (atlas_reg, sink, [(o + "labels", "dseg"), (o + "brain_mask", "brain_mask")]),
-        (metrics, sink, [("tsv", "metrics_tsv"), ("json", "metrics_json")]),
-        (qc, sink, [("report", "qc_report")]),
-        (reports, sink, [("out", "reports")]),
-        (transforms, sink, [("out", "transforms")]),
-        (sink, outputnode, [("out_dir", "out_dir")]),
+        (anat_wf, qc, [("outputnode.labels", "labels"), ("outputnode.brain_mask", "brain_mask"),
+                       ("outputnode.atlas_report", "report_to_atlas")]),
+        (inputnode, ds_wf, [("t2w", "inputnode.t2w")]),
+        (anat_wf, ds_wf, [("outputnode.labels", "inputnode.dseg"),
+                          ("outputnode.brain_mask", "inputnode.brain_mask")]),
+        (metrics, ds_wf, [("tsv", "inputnode.metrics_tsv"),
+                          ("json", "inputnode.metrics_json")]),
+        (qc, ds_wf, [("report", "inputnode.qc_report")]),
+        (ds_wf, outputnode, [("outputnode.out_dir", "out_dir")]),
         (qc, outputnode, [("status", "qc_status")]),
     ])
-    if multi:
+    if multi:  # every atlas's registration kept; agreement into metrics, QC and outputs
         wf.connect([
-            (atlas_reg, reports, [("outputnode.reports", "atlases")]),
-            (atlas_reg, transforms, [("outputnode.transforms", "atlases")]),
-            (atlas_reg, metrics, [("outputnode.confidence", "label_confidence")]),
-            (atlas_reg, qc, [("outputnode.confidence", "label_confidence")]),
-            (atlas_reg, sink, [("outputnode.confidence", "label_confidence"),
-                               ("outputnode.agreement_map", "label_agreement")]),
+            (anat_wf, ds_wf, [("outputnode.atlas_reports", "inputnode.atlas_reports"),
+                              ("outputnode.atlas_transforms_each",
+                               "inputnode.atlas_transforms_each"),
+                              ("outputnode.label_confidence", "inputnode.label_confidence"),
+                              ("outputnode.label_agreement", "inputnode.label_agreement")]),
+            (anat_wf, metrics, [("outputnode.label_confidence", "label_confidence")]),
+            (anat_wf, qc, [("outputnode.label_confidence", "label_confidence")]),
         ])
     else:
         wf.connect([
-            (atlas_reg, reports, [("report", "to_atlas")]),
-            (atlas_reg, transforms, [("forward_transforms", "to_atlas")]),
+            (anat_wf, ds_wf, [("outputnode.atlas_report", "inputnode.atlas_report"),
+                              ("outputnode.atlas_transforms", "inputnode.atlas_transforms")]),
         ])
     if has_t1w:
-        t1w_reg = pe.Node(RegisterWithinSubject(name="T1w", preset=preset), name="t1w_reg",
-                          mem_gb=MEM_GB["rigid"])
         wf.connect([
-            (inputnode, t1w_reg, [("t2w", "t2w"), ("t1w", "moving")]),
-            (atlas_reg, t1w_reg, [(o + "brain_mask", "brain_mask")]),
-            (t1w_reg, metrics, [("warped", "t1w")]),
-            (t1w_reg, qc, [("warped", "t1w"), ("report", "report_t1w")]),
-            (t1w_reg, sink, [("warped", "t1w")]),
-            (t1w_reg, reports, [("report", "T1w")]),
-            (t1w_reg, transforms, [(("transform", _as_list), "T1w_to_T2w")]),
+            (anat_wf, metrics, [("outputnode.t1w", "t1w")]),
+            (anat_wf, qc, [("outputnode.t1w", "t1w"), ("outputnode.t1w_report", "report_t1w")]),
+            (anat_wf, ds_wf, [("outputnode.t1w", "inputnode.t1w"),
+                              ("outputnode.t1w_report", "inputnode.t1w_report"),
+                              ("outputnode.t1w_transforms", "inputnode.t1w_transforms")]),
         ])
-    if has_dwi:
-        b0 = pe.Node(ExtractB0(), name="b0")
-        b0_reg = pe.Node(RegisterWithinSubject(name="b0", preset=preset), name="b0_reg",
-                         mem_gb=MEM_GB["rigid"])
+    if has_dwi or has_adc:
+        dwi_wf = init_dwi_wf(has_dwi=has_dwi, has_adc=has_adc, dti=dti, preset=preset)
         wf.connect([
-            (inputnode, b0, [("dwi", "dwi"), ("bval", "bval")]),
-            (inputnode, b0_reg, [("t2w", "t2w")]),
-            (b0, b0_reg, [("out_file", "moving")]),
-            (atlas_reg, b0_reg, [(o + "brain_mask", "brain_mask")]),
-            (b0_reg, sink, [("warped", "b0")]),
-            (b0_reg, reports, [("report", "ADC")]),
-            (b0_reg, qc, [("report", "report_adc")]),
-            (b0_reg, transforms, [(("transform", _as_list), "b0_to_T2w")]),
+            (inputnode, dwi_wf, [("t2w", "inputnode.t2w"), ("dwi", "inputnode.dwi"),
+                                 ("bval", "inputnode.bval"), ("bvec", "inputnode.bvec"),
+                                 ("adc", "inputnode.adc")]),
+            (anat_wf, dwi_wf, [("outputnode.brain_mask", "inputnode.brain_mask")]),
+            (dwi_wf, qc, [("outputnode.adc_report", "report_adc")]),
+            (dwi_wf, ds_wf, [("outputnode.adc_report", "inputnode.adc_report")]),
         ])
-        if dti:
-            tensor = pe.Node(DTIFit(prefix="dwi"), name="tensor", mem_gb=MEM_GB["tensor"])
-            tensor_t2w = pe.Node(TensorMapsToT2w(), name="tensor_t2w")
-            tensor_maps = _dict_node("tensor_maps", ["FA", "MD", "AD", "RD"])
-            tensor_figs = _dict_node("tensor_figs", ["facolour", "fitresidual"])
-            tensor_qc = _dict_node("tensor_qc", ["dti"])
-            wf.connect([
-                (inputnode, tensor, [("dwi", "in_file"), ("bval", "in_bval"),
-                                     ("bvec", "in_bvec")]),
-                (inputnode, tensor_t2w, [("t2w", "t2w")]),
-                (b0_reg, tensor_t2w, [("transform", "transform")]),
-                (tensor, tensor_t2w, [("fa", "fa"), ("md", "md"), ("ad", "ad"), ("rd", "rd")]),
-                (tensor_t2w, metrics, [("fa", "fa"), ("md", "md"), ("ad", "ad"), ("rd", "rd")]),
-                (tensor_t2w, tensor_maps, [("fa", "FA"), ("md", "MD"), ("ad", "AD"),
-                                           ("rd", "RD")]),
-                (tensor_maps, sink, [("out", "extra_maps")]),
-                (tensor, tensor_figs, [("fa_colour_png", "facolour"),
-                                       ("residual_png", "fitresidual")]),
-                (tensor_figs, qc, [("out", "extra_figures")]),
-                (tensor, tensor_qc, [("qc_json", "dti")]),
-                (tensor_qc, sink, [("out", "extra_qc")]),
-            ])
         if has_adc:
             wf.connect([
-                (inputnode, b0_reg, [(("adc", _as_list), "also_resample")]),
-                (b0_reg, metrics, [(("resampled", _first), "adc")]),
-                (b0_reg, qc, [(("resampled", _first), "adc")]),
-                (b0_reg, sink, [(("resampled", _first), "adc")]),
+                (dwi_wf, metrics, [("outputnode.adc", "adc")]),
+                (dwi_wf, qc, [("outputnode.adc", "adc")]),
+                (dwi_wf, ds_wf, [("outputnode.adc", "inputnode.adc")]),
             ])
-    elif has_adc:
-        adc_reg = pe.Node(RegisterWithinSubject(name="ADC", preset=preset), name="adc_reg",
-                          mem_gb=MEM_GB["rigid"])
-        wf.connect([
-            (inputnode, adc_reg, [("t2w", "t2w"), ("adc", "moving")]),
-            (atlas_reg, adc_reg, [(o + "brain_mask", "brain_mask")]),
-            (adc_reg, metrics, [("warped", "adc")]),
-            (adc_reg, qc, [("warped", "adc")]),
-            (adc_reg, sink, [("warped", "adc")]),
-            (adc_reg, reports, [("report", "ADC")]),
-            (adc_reg, qc, [("report", "report_adc")]),
-        ])
+        if has_dwi:
+            wf.connect([
+                (dwi_wf, ds_wf, [("outputnode.b0", "inputnode.b0"),
+                                 ("outputnode.b0_transforms", "inputnode.b0_transforms")]),
+            ])
+            if dti:
+                wf.connect([
+                    (dwi_wf, metrics, [("outputnode.fa", "fa"), ("outputnode.md", "md"),
+                                       ("outputnode.ad", "ad"), ("outputnode.rd", "rd")]),
+                    (dwi_wf, qc, [("outputnode.tensor_figures", "extra_figures")]),
+                    (dwi_wf, ds_wf, [("outputnode.tensor_maps", "inputnode.tensor_maps"),
+                                     ("outputnode.tensor_qc", "inputnode.tensor_qc")]),
+                ])
     return wf
-
-
-def _as_list(value):
-    return [value]
-
-
-
-
-
-def _first(values):
-    return values[0]

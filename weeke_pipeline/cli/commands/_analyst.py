@@ -34,7 +34,7 @@ def add_format(parser: argparse.ArgumentParser) -> None:
 
 def check_format(fmt: str) -> None:
     """Fail early (before touching the database) when parquet is asked without pyarrow."""
-    from weeke_pipeline.cli import UsageError
+    from weeke_pipeline.errors import UsageError
 
     if fmt == "parquet":
         try:
@@ -48,7 +48,7 @@ def check_format(fmt: str) -> None:
 def start(args: argparse.Namespace) -> Any:
     """Set up Django and return the acting user (None without --as-user); exit 2 on a user
     who may not run analyst commands."""
-    from weeke_pipeline.cli import UsageError
+    from weeke_pipeline.errors import UsageError
 
     setup(args)
     from weeke_pipeline.reading.exports import NotAllowed, acting_user
@@ -66,7 +66,7 @@ def actor(user: Any) -> Any:
 def prepare_out(out: Path, kind: str) -> None:
     """Make ``out`` ready: new or empty, or an earlier output of the same command (whose listed
     files are removed first, so no stale table, e.g. one with subject ids, is left behind)."""
-    from weeke_pipeline.cli import UsageError
+    from weeke_pipeline.errors import UsageError
 
     manifest = out / MANIFEST
     if out.exists() and not out.is_dir():

@@ -17,7 +17,7 @@ def add_db_arguments(parser: argparse.ArgumentParser) -> None:
 
 def setup(args: argparse.Namespace) -> Path:
     """Configure Django, migrate, and return the data folder."""
-    from weeke_pipeline.cli import UsageError
+    from weeke_pipeline.errors import UsageError
     from weeke_pipeline.reading import setup as reading_setup
 
     try:
@@ -30,7 +30,7 @@ def coordinator(username: str | None) -> object | None:
     """The coordinator account named by ``--by`` (None when not given); UsageError otherwise."""
     from django.contrib.auth import get_user_model
 
-    from weeke_pipeline.cli import UsageError
+    from weeke_pipeline.errors import UsageError
 
     if not username:
         return None

@@ -32,8 +32,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from weeke_pipeline.cli import UsageError
     from weeke_pipeline.cli.commands import _analyst as an
+    from weeke_pipeline.errors import UsageError
 
     if args.n_boot < 100:
         raise UsageError("--n-boot must be at least 100")
@@ -94,7 +94,7 @@ def _index(args: argparse.Namespace, long: object, subjects: dict[str, str]
     from weeke_pipeline.analysis import injury_index as ii
     from weeke_pipeline.analysis import tables as tb
     from weeke_pipeline.analysis.agreement import index_vs_consensus
-    from weeke_pipeline.cli import UsageError
+    from weeke_pipeline.errors import UsageError
 
     try:
         der = dt.load(args.metrics, {s: c for c, s in subjects.items()})

@@ -36,7 +36,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 
 def run(args: argparse.Namespace) -> int:
     from weeke_pipeline.atlas.bundle import AtlasError, build_default, import_atlas, load_atlas
-    from weeke_pipeline.cli import UsageError
+    from weeke_pipeline.errors import UsageError
     from weeke_pipeline.resources import data_dir, default_atlas_dir
 
     try:

@@ -22,7 +22,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from weeke_pipeline.cli import UsageError
+    from weeke_pipeline.errors import UsageError
 
     setup(args)
     from weeke_pipeline.reading.models import DatabaseLock

@@ -15,7 +15,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from weeke_pipeline.demo import run_demo, serve_hint
+    from weeke_pipeline.cli.demo import run_demo, serve_hint
 
     outputs = run_demo(args.out)
     print("\nweeke demo finished. Outputs:")

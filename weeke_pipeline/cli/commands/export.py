@@ -23,8 +23,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from weeke_pipeline.cli import UsageError
     from weeke_pipeline.cli.commands import _analyst as an
+    from weeke_pipeline.errors import UsageError
 
     an.check_format(args.format)
     user = an.start(args)

@@ -6,7 +6,7 @@ import argparse
 import json
 import sys
 
-from weeke_pipeline.cli import UsageError
+from weeke_pipeline.errors import UsageError
 
 HELP = "list, show, validate or freeze scoring form definitions (scoring_forms/)"
 

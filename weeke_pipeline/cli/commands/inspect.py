@@ -21,8 +21,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 def run(args: argparse.Namespace) -> int:
     from pathlib import Path
 
-    from weeke_pipeline.cli import UsageError
-    from weeke_pipeline.ingest.convert import inspect_dicom, preview_sessions
+    from weeke_pipeline.errors import UsageError
+    from weeke_pipeline.ingest.run import inspect_dicom, preview_sessions
     from weeke_pipeline.ingest.series_table import format_table, write_table
 
     if not Path(args.dicom_dir).exists():

@@ -44,8 +44,8 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 
 def run(args: argparse.Namespace) -> int:
     from weeke_pipeline.atomic import OutputWriteError
-    from weeke_pipeline.cli import UsageError
     from weeke_pipeline.config import ConfigError, RunConfig
+    from weeke_pipeline.errors import UsageError
     from weeke_pipeline.workflows.pipeline import run_pipeline, status_table
 
     try:

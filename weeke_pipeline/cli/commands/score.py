@@ -7,7 +7,7 @@ import json
 import sys
 from pathlib import Path
 
-from weeke_pipeline.cli import UsageError
+from weeke_pipeline.errors import UsageError
 
 HELP = "score an item set (JSON) against a scoring form and print the result as JSON"
 

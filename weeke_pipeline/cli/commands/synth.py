@@ -26,7 +26,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from weeke_pipeline.cli import UsageError
+    from weeke_pipeline.errors import UsageError
     from weeke_pipeline.synth import study as synth
 
     patterns = [p.strip() for p in args.pattern.split(",") if p.strip()]

@@ -28,7 +28,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def _password(args: argparse.Namespace) -> str:
-    from weeke_pipeline.cli import UsageError
+    from weeke_pipeline.errors import UsageError
 
     if args.password_file is not None:
         try:
@@ -46,7 +46,7 @@ def _password(args: argparse.Namespace) -> str:
 
 
 def run(args: argparse.Namespace) -> int:
-    from weeke_pipeline.cli import UsageError
+    from weeke_pipeline.errors import UsageError
 
     setup(args)
     from django.contrib.auth import get_user_model

@@ -170,13 +170,18 @@ def run_demo(out: Path) -> dict[str, Path]:
 
     _say("3/4 analyst tables: exports with data dictionaries, agreement report, injury index")
     tables, agreement = out / "tables", out / "agreement"
-    from weeke_pipeline import cli
+    import argparse
+
+    from weeke_pipeline.cli.commands import agreement as agreement_cmd
+    from weeke_pipeline.cli.commands import export as export_cmd
 
     common = ["--data", str(reading), "--metrics", str(pipeline_out), "--as-user", "analyst"]
-    for argv in (["export", "--out", str(tables), *common],
-                 ["agreement", "--out", str(agreement), *common]):
-        if cli.main(argv) != 0:
-            raise RuntimeError(f"weeke {argv[0]} failed in the demo")
+    for name, command, argv in (("export", export_cmd, ["--out", str(tables), *common]),
+                                ("agreement", agreement_cmd, ["--out", str(agreement), *common])):
+        parser = argparse.ArgumentParser(prog=f"weeke {name}")
+        command.add_arguments(parser)
+        if command.run(parser.parse_args(argv)) != 0:
+            raise RuntimeError(f"weeke {name} failed in the demo")
 
     _say("4/4 reference scores of the sample study")
     reference = _reference_scores(sample, out)
