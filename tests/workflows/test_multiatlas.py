@@ -343,3 +343,20 @@ def test_cli_refuses_an_unknown_atlas_among_several(tmp_path: Path,
                    str(default_atlas_dir()), "--atlas", str(tmp_path / "no-such-atlas")])
     assert rc == 2
     assert "no-such-atlas: no such atlas name or folder" in capsys.readouterr().err
+
+
+def test_dhcp_auto_without_an_installed_atlas_fails_each_subject_with_a_report(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from weeke_pipeline.workflows.pipeline import process_sessions
+
+    monkeypatch.setenv("WEEKE_ATLAS_DIR", str(tmp_path / "no-atlases"))
+    t2w = SAMPLE / "sub-02" / "truth" / "sub-02_T2w.nii.gz"
+    cfg = RunConfig(output_dir=str(tmp_path / "out"), atlases=["dhcp-auto"],
+                    participants=_participants(tmp_path, "44", "0"), plugin="Linear")
+    summary = process_sessions(cfg, [SubjectInputs("01", "01", t2w=str(t2w))])
+    assert summary.subjects == {"sub-01_ses-01": "fail"}
+    assert "weeke atlas fetch dhcp" in summary.errors["sub-01_ses-01"]
+    report = tmp_path / "out/derivatives/weeke/sub-01/ses-01/qc/sub-01_ses-01_qc.html"
+    assert "no dHCP atlas installed" in report.read_text()
+    assert 'atlas = "dhcp-auto"' in (tmp_path / "out/derivatives/weeke/run_config.toml"
+                                     ).read_text()

@@ -160,9 +160,15 @@ def _provenance(cfg: RunConfig, *, atlas: Any = None, preset: Any = None,
                 atlases: list[Any] | None = None) -> dict[str, Any]:
     from weeke_pipeline.imaging.registration import load_preset
 
+    if not atlases and atlas is None and "dhcp-auto" in cfg.atlases:
+        return {"atlas": "dhcp-auto", "atlas_version": "per subject",
+                "atlases": "dhcp-auto (per subject: see each subject's configuration)",
+                "label_fusion": cfg.label_fusion,
+                "registration_preset": (preset or load_preset(cfg.preset)).to_dict(),
+                "form": cfg.form}
     if atlases:
         atlas = atlases[0]
-    elif atlas is None and cfg.atlases and "dhcp-auto" not in cfg.atlases:
+    elif atlas is None and cfg.atlases:
         atlases = [load_atlas(find_atlas(a)) for a in cfg.atlases]
         atlas = atlases[0]
     atlas = atlas or load_atlas(cfg.atlas or default_atlas_dir())
@@ -173,8 +179,6 @@ def _provenance(cfg: RunConfig, *, atlas: Any = None, preset: Any = None,
         doc["atlases"] = [{"name": a.name, "version": a.version, "path": str(a.path)}
                           for a in atlases]
         doc["label_fusion"] = cfg.label_fusion
-    elif cfg.atlases and "dhcp-auto" in cfg.atlases:
-        doc["atlases"] = "dhcp-auto (per subject: see each subject's configuration)"
     return doc
 
 
@@ -425,7 +429,8 @@ def process_sessions(cfg: RunConfig, sessions: list[SubjectInputs], *,
     for stale in (work / "crash").glob("crash-*"):  # a re-run reports only its own crashes
         stale.unlink()
     try:
-        wf.run(plugin=cfg.plugin, plugin_args=plugin_args)
+        if sessions:  # none left when every subject's atlases failed to resolve
+            wf.run(plugin=cfg.plugin, plugin_args=plugin_args)
     except RuntimeError as exc:  # some node crashed: the other subjects have still run
         log.warning("some subjects failed: %s", str(exc).splitlines()[0])
     crashes = _crash_messages(work)
