@@ -1,18 +1,29 @@
 # Services for the reading tests (source it: `. scripts/services.sh`). As root on Debian it
-# installs what is missing (PostgreSQL server, Debian's Chromium for the Playwright tests),
-# initialises a throwaway PostgreSQL cluster under /tmp owned by the postgres user, starts it
+# installs what is missing (PostgreSQL server, Debian's Chromium for the Playwright tests,
+# nginx + openssl for the HTTPS reverse-proxy test), initialises a throwaway PostgreSQL cluster under /tmp owned by the postgres user, starts it
 # on a unix socket only, and exports WEEKE_TEST_POSTGRES_URL. Elsewhere it changes nothing and
 # the PostgreSQL/browser tests skip. Idempotent: a running cluster is reused.
+# nginx is not started as a system service: the HTTPS test runs its own unprivileged nginx
+# (config, certificate, pid and temp files in a throwaway folder under /tmp) on the loopback;
+# WEEKE_TEST_NGINX names the binary (the test skips without it).
 _weeke_services() {
   local need=()
   if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null; then
     ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1 || need+=(postgresql)
     [ -x /usr/bin/chromium ] || need+=(chromium)
+    [ -x /usr/sbin/nginx ] || need+=(nginx)
+    command -v openssl >/dev/null || need+=(openssl)
     if [ "${#need[@]}" -gt 0 ]; then
       echo "services.sh: apt-get install ${need[*]}" >&2
-      apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${need[@]}" >/dev/null || {
+      apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get -o DPkg::Lock::Timeout=600 install -y -qq "${need[@]}" >/dev/null || {
         echo "services.sh: could not install ${need[*]}" >&2; return 0; }
     fi
+  fi
+  if [ -x /usr/sbin/nginx ]; then
+    export WEEKE_TEST_NGINX=/usr/sbin/nginx
+    echo "services.sh: nginx ready for the HTTPS proxy test ($WEEKE_TEST_NGINX)" >&2
+  else
+    echo "services.sh: no nginx (needs root on Debian): the HTTPS proxy test will skip" >&2
   fi
   local bin; bin="$(ls -d /usr/lib/postgresql/*/bin 2>/dev/null | sort -V | tail -1 || true)"
   if [ -z "$bin" ] || [ "$(id -u)" != 0 ] || ! id postgres >/dev/null 2>&1; then

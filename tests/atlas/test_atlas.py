@@ -119,7 +119,7 @@ def test_import_round_trip_and_missing_regions(tmp_path: Path) -> None:
     rc = cli.main(["atlas", "import", "--t2w", str(src / "T2w.nii.gz"), "--dseg",
                    str(tmp_path / "drawem.nii.gz"), "--mapping", "drawem", "--out",
                    str(tmp_path / "bundle"), "--name", "roundtrip", "--pma-weeks", "44",
-                   "--licence", "Apache-2.0"])
+                   "--licence", "Apache-2.0", "--derive", "none"])
     assert rc == 0
     bundle = load_atlas(tmp_path / "bundle")
     assert set(bundle.meta["missing_regions"]) == {"plic", "perirolandic_cortex",

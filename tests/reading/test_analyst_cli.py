@@ -223,7 +223,7 @@ def test_export_metrics_and_qc_keyed_by_reading_code(scored, tmp_path, capsys):
     rc, stdout, err = weeke(capsys, _data(), "export", "--out", str(out), "--metrics",
                             str(pipe))
     assert rc == 0, err
-    assert "1 pipeline subject(s) have no case" in stdout
+    assert "1 pipeline subject(s) have sessions without a case" in stdout
     assert f"1 case(s) have no pipeline outputs: {other.code}" in stdout
     m = read_tsv(out / "metrics.tsv")
     assert list(m.columns) == ["reading_code", "session", "region", "hemisphere", "label",

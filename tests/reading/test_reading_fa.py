@@ -15,15 +15,16 @@ from live import cli_env, weeke
 
 
 def add_fa(root: Path, subject: str) -> None:
-    """FA where the pipeline writes it (T2w grid) and a DWI-grid copy that must lose."""
+    """FA where the pipeline writes it (T2w grid) and a DWI-grid copy that must lose (no
+    session: the case's other images, from write_study, have none either)."""
     rng = np.random.default_rng(1)
-    dwi = root / "derivatives" / "weeke" / f"sub-{subject}" / "ses-1m" / "dwi"
+    dwi = root / "derivatives" / "weeke" / f"sub-{subject}" / "dwi"
     dwi.mkdir(parents=True)
     for space, shape in (("T2w", (12, 14, 10)), ("dwi", (6, 7, 5))):
         img = nib.Nifti1Image(rng.random(shape, dtype=np.float32), np.eye(4))
         img.header["descrip"] = IDENTIFIER.encode()
         img.header["aux_file"] = b"MRN4471"
-        nib.save(img, str(dwi / f"sub-{subject}_ses-1m_space-{space}_FA.nii.gz"))
+        nib.save(img, str(dwi / f"sub-{subject}_space-{space}_FA.nii.gz"))
 
 
 @pytest.fixture()
@@ -186,12 +187,13 @@ def test_cli_show_and_set(tmp_path: Path) -> None:
                 ["study", "set", "--reader-sequences", "T1w,T2w,ADC,FA", "--reason", "FA read",
                  *d],
                 ["study", "show", *d], env=cli_env())
-    lines = out.splitlines()
+    assert "hanging-protocol\tneonatal-hie@1.0.0 (default)" in out.splitlines()
+    assert "read-sessions\tall (default)" in out.splitlines()
+    lines = [ln for ln in out.splitlines() if "reader-sequences" in ln]  # one setting of several
     assert lines[0] == "reader-sequences\tT1w,T2w,ADC (default)"
-    assert lines[1] == "hanging-protocol\tneonatal-hie@1.0.0 (default)"
-    assert lines[2] == "reader-sequences T1w,T2w,ADC,FA"
-    assert lines[3] == "reader-sequences\tT1w,T2w,ADC,FA (default T1w,T2w,ADC)"
-    assert lines[5].endswith("reader-sequences=T1w,T2w,ADC,FA by cli: FA read")
+    assert lines[1] == "reader-sequences T1w,T2w,ADC,FA"
+    assert lines[2] == "reader-sequences\tT1w,T2w,ADC,FA (default T1w,T2w,ADC)"
+    assert lines[3].endswith("reader-sequences=T1w,T2w,ADC,FA by cli: FA read")
     with pytest.raises(RuntimeError, match="unknown sequence"):
         weeke(["study", "set", "--reader-sequences", "T1w,DTI", "--reason", "x", *d],
               env=cli_env())

@@ -253,3 +253,36 @@ def test_kill_9_mid_run_then_rerun_finishes_with_identical_outputs(one_subject: 
     dseg = Path("derivatives/weeke") / f"sub-{SUB}/ses-01/anat" / (
         f"sub-{SUB}_ses-01_space-T2w_desc-atlas_dseg.nii.gz")
     assert (killed / dseg).read_bytes() == (clean / dseg).read_bytes()
+
+
+@pytest.mark.slow
+def test_reading_import_of_the_output_or_its_derivatives_gives_the_same_cases(
+        run_out: Path, tmp_path: Path) -> None:
+    """`weeke cases import OUT` (README) and `weeke cases import OUT/derivatives/weeke` (demo)
+    give the same case (subject and session) with the same images: the pipeline's derivatives,
+    not the raw data nor Nipype's copies in OUT/work. Child processes: the reading app
+    configures Django once per process."""
+    import subprocess
+    import sys
+
+    def imported(root: Path, data: Path) -> tuple[list[str], dict[str, np.ndarray]]:
+        d = ["--data", str(data)]
+        code = (f"import sys; from weeke_pipeline.cli import main; "
+                f"sys.exit(main({['cases', 'import', str(root), *d]!r}) "
+                f"or main({['cases', 'list', *d]!r}))")
+        proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                              timeout=300)
+        assert proc.returncode == 0, proc.stderr
+        rows = [ln.split("\t") for ln in proc.stdout.splitlines() if ln.startswith("WK-")]
+        images = {p.name: np.asarray(nib.load(str(p)).dataobj)
+                  for p in sorted((data / "images").glob("*/*.nii.gz"))}
+        return [r[1:] for r in rows], images
+
+    assert (run_out / "work").is_dir()  # the copies a careless importer would pick up
+    whole = imported(run_out, tmp_path / "whole")
+    deriv = imported(run_out / "derivatives" / "weeke", tmp_path / "deriv")
+    assert whole[0] == deriv[0] and len(whole[0]) == 1
+    assert whole[0][0][:2] == [f"sub-{SUB}", "ses-01"]
+    assert whole[1].keys() == deriv[1].keys() and len(whole[1]) >= 3
+    for name in whole[1]:
+        assert np.array_equal(whole[1][name], deriv[1][name]), name

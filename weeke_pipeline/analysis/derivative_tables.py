@@ -110,20 +110,23 @@ def _qc_entry(name: str, series: pd.Series) -> dict[str, Any]:
     return _col(f"QC value {name} (weeke_pipeline.imaging.qc)", fmt)
 
 
-def _case_files(root: Path, file: Mapping[str, str], code_of: Mapping[str, str],
-                unknown: set[str], seen: set[str]) -> Iterator[tuple[Path, str, str]]:
-    """(file, subject label, session) of the session files named by ``file`` (entities
-    without ``sub``/``ses``) under ``root`` whose subject has a case; subjects without one go
-    to ``unknown``, the others to ``seen``."""
+def _case_files(root: Path, file: Mapping[str, str], code_of: Mapping[tuple[str, str], str],
+                unknown: set[str], seen: set[tuple[str, str]]
+                ) -> Iterator[tuple[Path, str, str, str]]:
+    """(file, subject label, session, reading code) of the session files named by ``file``
+    (entities without ``sub``/``ses``) under ``root`` whose subject and session have a case (a
+    case without a session label, from data without sessions, takes every session of its
+    subject); subjects without one go to ``unknown``, the cases found to ``seen``."""
     for label, ses, _ in names.session_folders(root):
         path = root / names.build({"sub": label, "ses": ses, **file})
         if not path.is_file():
             continue
-        if label not in code_of:
+        key = (label, ses) if (label, ses) in code_of else (label, "")
+        if key not in code_of:
             unknown.add(label)
             continue
-        seen.add(label)
-        yield path, label, ses
+        seen.add(key)
+        yield path, label, ses, code_of[key]
 
 
 def _read_json(path: Path) -> Any:
@@ -133,30 +136,31 @@ def _read_json(path: Path) -> Any:
         raise ValueError(f"{path}: not valid JSON: {exc}") from None
 
 
-def load(output: str | Path, code_of: Mapping[str, str]) -> DerivativeTables:
-    """Metrics and QC of every pipeline session whose subject has a case.
+def load(output: str | Path, code_of: Mapping[tuple[str, str], str]) -> DerivativeTables:
+    """Metrics and QC of every pipeline session that has a case.
 
-    ``code_of``: subject label (without ``sub-``) -> reading code. Sessions of subjects without
-    a case are left out and counted in a warning; cases without outputs are listed.
+    ``code_of``: (subject label without ``sub-``, session label) -> reading code (one case per
+    subject and session). Sessions without a case are left out and counted in a warning; cases
+    without outputs are listed.
     """
     from weeke_pipeline.imaging.metrics import data_dictionary, read_metrics
 
     root = derivatives_root(output)
     frames, qc_rows, unknown, seen = [], [], set(), set()
     sidecar: dict[str, Any] | None = None
-    for tsv, label, ses in _case_files(root, {"suffix": "metrics", "extension": ".tsv"},
-                                       code_of, unknown, seen):
+    for tsv, _label, ses, code in _case_files(root, {"suffix": "metrics", "extension": ".tsv"},
+                                              code_of, unknown, seen):
         df = read_metrics(tsv)
-        df.insert(0, "reading_code", code_of[label])
+        df.insert(0, "reading_code", code)
         df.insert(1, "session", ses)
         frames.append(df.drop(columns=["subject"]))
         side = tsv.with_suffix(".json")
         if sidecar is None and side.is_file():
             sidecar = _read_json(side)
-    for js, label, ses in _case_files(root, {"datatype": "qc", "suffix": "qc",
-                                             "extension": ".json"}, code_of, unknown, seen):
+    for js, label, ses, code in _case_files(root, {"datatype": "qc", "suffix": "qc",
+                                                   "extension": ".json"}, code_of, unknown,
+                                            seen):
         doc = _read_json(js)
-        code = code_of[label]
         row: dict[str, Any] = {"reading_code": code, "session": ses,
                                "qc_status": doc.get("status"),
                                "qc_reasons": _scrub("; ".join(doc.get("reasons") or []),
@@ -181,8 +185,8 @@ def load(output: str | Path, code_of: Mapping[str, str]) -> DerivativeTables:
             qdict[c] = _qc_entry(c, qc[c])
     warnings = []
     if unknown:
-        warnings.append(f"{len(unknown)} pipeline subject(s) have no case in the reading "
-                        "database: left out")
+        warnings.append(f"{len(unknown)} pipeline subject(s) have sessions without a case "
+                        "in the reading database: left out")
     missing = sorted(set(code_of) - seen)
     if missing:
         warnings.append(f"{len(missing)} case(s) have no pipeline outputs: "

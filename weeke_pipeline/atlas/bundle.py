@@ -10,7 +10,9 @@ age, resolution, how it was built, licence, regions it lacks).
 from __future__ import annotations
 
 import csv
+import hashlib
 import json
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -21,6 +23,7 @@ from scipy import ndimage
 from weeke_pipeline.atlas import phantom as ph
 from weeke_pipeline.atlas.regions import BY_NAME, REGIONS, label_table_rows
 from weeke_pipeline.nifti import save_nifti
+from weeke_pipeline.resources import data_dir
 
 DEFAULT_ATLAS_VERSION = "1.0.0"
 IMAGE_FILES = ("T2w", "T1w", "ADC", "FA", "brain_mask", "dseg")
@@ -176,7 +179,10 @@ def read_mapping(path: Path) -> list[dict[str, str]]:
 
     ``hemisphere`` is left/right/midline, or ``split`` for a structure the source atlas labels
     across the midline (e.g. Draw-EM's brainstem), divided at the midline on import. A row with
-    an empty ``region`` leaves that source label unmapped (background in the bundle).
+    an empty ``region`` leaves that source label unmapped (background in the bundle). An
+    optional ``wm_region`` column names where the voxels of a label that the tissue map calls
+    white matter go (lobe labels that cover cortex and white matter, e.g. the ALBERTs' 50
+    labels); such a table needs ``--tissues``.
     """
     with path.open(newline="") as f:
         reader = csv.DictReader((line for line in f if not line.startswith("#")), delimiter="\t")
@@ -192,33 +198,136 @@ def read_mapping(path: Path) -> list[dict[str, str]]:
             raise AtlasError(f"{path}:{n}: hemisphere {hemi!r} must be left/right/midline/split")
         names = ([f"{r['region']}_left", f"{r['region']}_right"] if hemi == "split"
                  else [r["region"] if hemi == "midline" else f"{r['region']}_{hemi}"])
+        wm = (r.get("wm_region") or "").strip()
+        if wm:
+            names += [f"{wm}_{h}" for h in (("left", "right") if hemi in ("split", "midline")
+                                             else (hemi,))]
         for name in names:
             if name not in BY_NAME:
                 raise AtlasError(f"{path}:{n}: {name!r} is not a region of the vocabulary")
+        try:
+            int(r["source_index"])
+        except (TypeError, ValueError):
+            raise AtlasError(f"{path}:{n}: source_index {r['source_index']!r} is not an "
+                             "integer") from None
     return rows
+
+
+def read_tissue_table(path: Path) -> dict[int, str]:
+    """Tissue map numbering: index -> class (one of :data:`TISSUE_CLASSES`)."""
+    with path.open(newline="") as f:
+        reader = csv.DictReader((line for line in f if not line.startswith("#")), delimiter="\t")
+        missing = [c for c in ("index", "name", "class") if c not in (reader.fieldnames or [])]
+        if missing:
+            raise AtlasError(f"{path}: tissue table lacks column(s) {', '.join(missing)}")
+        out: dict[int, str] = {}
+        for n, r in enumerate(reader, start=2):
+            if r["class"] not in TISSUE_CLASSES:
+                raise AtlasError(f"{path}:{n}: class {r['class']!r} must be one of "
+                                 f"{', '.join(TISSUE_CLASSES)}")
+            out[int(r["index"])] = r["class"]
+    return out
+
+
+#: tissue classes a tissue table may name (Draw-EM's 9 classes, by meaning)
+TISSUE_CLASSES = ("csf", "cortical_gm", "wm", "background", "ventricle", "cerebellum",
+                  "deep_gm", "brainstem", "hippocampus")
+
+
+def sha256(path: Path) -> str:
+    """SHA-256 of a file (hex), for provenance in ``atlas.json``."""
+    h = hashlib.sha256()
+    with Path(path).open("rb") as f:
+        for chunk in iter(lambda: f.read(1 << 20), b""):
+            h.update(chunk)
+    return h.hexdigest()
+
+
+def _load_3d(path: Path, what: str) -> nib.Nifti1Image:
+    """Load a NIfTI image that must be 3-D (a trailing singleton 4th axis is dropped)."""
+    try:
+        img = nib.load(path)
+    except Exception as exc:  # nibabel raises several types for a file that is not NIfTI
+        raise AtlasError(f"{path}: cannot read the {what} as NIfTI ({exc})") from None
+    shape = img.shape
+    if len(shape) == 4 and shape[3] == 1:
+        img = nib.Nifti1Image(np.asanyarray(img.dataobj)[..., 0], img.affine, img.header)
+    elif len(shape) != 3:
+        raise AtlasError(f"{path}: the {what} must be a 3-D image, not shape {shape}")
+    return img
+
+
+def _integer_labels(img: nib.Nifti1Image, path: Path, what: str) -> np.ndarray:
+    data = np.asanyarray(img.dataobj)
+    lab = np.rint(data).astype(np.int32)
+    if np.issubdtype(data.dtype, np.floating) and not np.allclose(data, lab, atol=1e-3):
+        raise AtlasError(f"{path}: the {what} has non-integer values (a probability map or an "
+                         "interpolated image?); give the label map (dseg)")
+    return lab
+
+
+def _same_grid(img: nib.Nifti1Image, ref: nib.Nifti1Image, path: Path, ref_path: Path,
+               what: str) -> None:
+    if img.shape[:3] != ref.shape[:3] or not np.allclose(img.affine, ref.affine, atol=1e-3):
+        raise AtlasError(f"{path}: {what} grid {img.shape[:3]} does not match the template "
+                         f"{ref_path} {ref.shape[:3]} (same shape and affine needed; resample "
+                         "it onto the template first)")
 
 
 def import_atlas(*, t2w: Path, dseg: Path, mapping: Path, out_dir: Path, name: str,
                  pma_weeks: float, licence: str, t1w: Path | None = None,
-                 brain_mask: Path | None = None, version: str = "1.0.0") -> AtlasBundle:
+                 brain_mask: Path | None = None, version: str = "1.0.0",
+                 tissues: Path | None = None, tissue_table: Path | None = None,
+                 derive: Sequence[str] = (),
+                 extra_meta: dict[str, object] | None = None) -> AtlasBundle:
     """Build a bundle from a real atlas: template(s) + label map + mapping table.
 
     Source labels are renumbered to the vocabulary's indices; labels the mapping does not list
     raise AtlasError (nothing is silently dropped); vocabulary regions the atlas lacks are
     recorded in ``atlas.json`` as ``missing_regions`` so metrics can say so.
+
+    ``tissues`` (a tissue map on the same grid, numbered as ``tissue_table``, by default
+    Draw-EM's 9 classes) splits labels whose mapping row has a ``wm_region`` into cortex and
+    white matter, and labels the CSF the label map leaves unlabelled (see :func:`_split_tissues`).
+    ``derive`` names regions to add by rule (:mod:`weeke_pipeline.atlas.derived`); ``atlas.json``
+    then records each rule under ``derived_regions``. ``extra_meta`` is merged into
+    ``atlas.json`` (provenance of a fetched atlas). Input files' SHA-256 go in ``source_files``.
     """
+    from weeke_pipeline.atlas.derived import derive_regions
+
+    for p, what in ((t2w, "T2w template"), (dseg, "label map"), (mapping, "mapping table"),
+                    (t1w, "T1w template"), (brain_mask, "brain mask"), (tissues, "tissue map"),
+                    (tissue_table, "tissue table")):
+        if p is not None and not Path(p).is_file():
+            raise AtlasError(f"{p}: no such file ({what})")
     rows = read_mapping(mapping)
-    ref = nib.load(t2w)
-    lab_img = nib.load(dseg)
-    if lab_img.shape[:3] != ref.shape[:3] or not np.allclose(lab_img.affine, ref.affine,
-                                                             atol=1e-3):
-        raise AtlasError(f"{dseg}: label map grid {lab_img.shape[:3]} does not match the "
-                         f"template {t2w} {ref.shape[:3]}")
-    src = np.rint(np.asanyarray(lab_img.dataobj)).astype(np.int32)
+    splits = [r for r in rows if (r.get("wm_region") or "").strip()]
+    if splits and tissues is None:
+        raise AtlasError(f"{mapping}: this mapping splits lobe labels into cortex and white "
+                         "matter with a tissue map: give --tissues TISSUES.nii.gz (Draw-EM "
+                         "9-class tissue map on the label map's grid)")
+    ref = _load_3d(t2w, "T2w template")
+    lab_img = _load_3d(dseg, "label map")
+    _same_grid(lab_img, ref, dseg, t2w, "label map")
+    src = _integer_labels(lab_img, dseg, "label map")
     listed = {int(r["source_index"]) for r in rows}
     unlisted = sorted({int(v) for v in np.unique(src)} - listed - {0})
     if unlisted:
-        raise AtlasError(f"{dseg}: label value(s) {unlisted} are not in mapping {mapping}")
+        raise AtlasError(f"{dseg}: label value(s) {unlisted} are not in mapping {mapping} "
+                         "(wrong --mapping? list them in a copy of the table)")
+    tissue_lab: np.ndarray | None = None
+    tissue_classes: dict[int, str] = {}
+    if tissues is not None:
+        t_img = _load_3d(tissues, "tissue map")
+        _same_grid(t_img, ref, tissues, t2w, "tissue map")
+        tissue_lab = _integer_labels(t_img, tissues, "tissue map")
+        table = tissue_table or data_dir("atlases") / "mappings" / "drawem_tissues.tsv"
+        tissue_classes = read_tissue_table(table)
+        unknown = sorted({int(v) for v in np.unique(tissue_lab)} - set(tissue_classes) - {0})
+        if unknown:
+            raise AtlasError(f"{tissues}: tissue value(s) {unknown} are not in the tissue "
+                             f"table {table} (Draw-EM numbering 1-9; another numbering: "
+                             "--tissue-table FILE)")
     # midline: the x (world) coordinate of the label map's centre of mass
     ijk_com = np.array(ndimage.center_of_mass(src > 0))
     mid_x = (lab_img.affine[:3, :3] @ ijk_com + lab_img.affine[:3, 3])[0]
@@ -240,30 +349,120 @@ def import_atlas(*, t2w: Path, dseg: Path, mapping: Path, out_dir: Path, name: s
             hemi = r["hemisphere"]
             key = r["region"] if hemi == "midline" else f"{r['region']}_{hemi}"
             out[sel] = BY_NAME[key].index
+    meta_extra: dict[str, object] = {}
+    if tissue_lab is not None:
+        meta_extra["tissue_split"] = _split_tissues(out, src, tissue_lab, tissue_classes, rows,
+                                                    right_side)
+    cortex_ix = [r.index for r in REGIONS if r.region.startswith("cortex_")]
+    wm_ix = [r.index for r in REGIONS if r.region.startswith("wm_")]
+    if np.isin(out, cortex_ix).any() and not np.isin(out, wm_ix).any():
+        raise AtlasError(f"{dseg}: the label map has cortex labels but no lobar white matter: "
+                         "its lobe labels probably cover cortex and white matter (ALBERTs' 50 "
+                         "labels). Give the tissue map: --tissues TISSUES.nii.gz (mapping "
+                         "albert), or nothing would count as white matter")
+    brain = None
+    if brain_mask is not None:
+        m_img = _load_3d(brain_mask, "brain mask")
+        _same_grid(m_img, ref, brain_mask, t2w, "brain mask")
+        brain = np.asanyarray(m_img.dataobj) > 0
+    t1_img = None
+    if t1w is not None:
+        t1_img = _load_3d(t1w, "T1w template")
+        _same_grid(t1_img, ref, t1w, t2w, "T1w template")
+    derived_doc: dict[str, object] = {}
+    if derive:
+        canon = nib.as_closest_canonical(nib.Nifti1Image(out, ref.affine))
+        new, report = derive_regions(np.asanyarray(canon.dataobj), canon.affine, derive)
+        # back onto the source grid's orientation
+        back = nib.Nifti1Image(new, canon.affine).as_reoriented(
+            nib.orientations.ornt_transform(nib.io_orientation(canon.affine),
+                                            nib.io_orientation(ref.affine)))
+        out = np.asanyarray(back.dataobj).astype(np.uint8)
+        derived_doc = {d.region: d.as_json() for d in report}
     out_dir.mkdir(parents=True, exist_ok=True)
     save_nifti(np.asanyarray(ref.dataobj), ref.affine, out_dir / "T2w.nii.gz")
-    if t1w is not None:
-        img = nib.load(t1w)
-        if img.shape[:3] != ref.shape[:3]:
-            raise AtlasError(f"{t1w}: grid {img.shape[:3]} does not match the T2w {ref.shape[:3]}")
-        save_nifti(np.asanyarray(img.dataobj), ref.affine, out_dir / "T1w.nii.gz")
-    if brain_mask is not None:
-        mask = np.asanyarray(nib.load(brain_mask).dataobj) > 0
-    else:
+    if t1_img is not None:
+        save_nifti(np.asanyarray(t1_img.dataobj), ref.affine, out_dir / "T1w.nii.gz")
+    if brain is None:
         csf = BY_NAME["csf_extracerebral"].index
-        mask = ndimage.binary_fill_holes((out > 0) & (out != csf))
-    save_nifti(mask.astype(np.uint8), ref.affine, out_dir / "brain_mask.nii.gz")
+        brain = ndimage.binary_fill_holes((out > 0) & (out != csf))
+    save_nifti(brain.astype(np.uint8), ref.affine, out_dir / "brain_mask.nii.gz")
     save_nifti(out, ref.affine, out_dir / "dseg.nii.gz")
     present = {int(v) for v in np.unique(out)} - {0}
     _write_labels(out_dir / "labels.tsv", [r for r in label_table_rows()
                                           if int(r["index"]) in present])
     missing = sorted({r.region for r in REGIONS if r.index not in present})
-    _write_json(out_dir / "atlas.json", {
+    sources: dict[str, str] = {"T2w": t2w.name, "dseg": dseg.name, "mapping": mapping.name}
+    files = {"T2w": t2w, "dseg": dseg, "mapping": mapping, "T1w": t1w,
+             "brain_mask": brain_mask, "tissues": tissues, "tissue_table": tissue_table}
+    source_files = {role: {"file": Path(p).name, "sha256": sha256(Path(p))}
+                    for role, p in files.items() if p is not None}
+    if tissues is not None:
+        sources["tissues"] = tissues.name
+    doc: dict[str, object] = {
         "name": name, "version": version, "postmenstrual_age_weeks": pma_weeks,
         "resolution_mm": [float(z) for z in ref.header.get_zooms()[:3]],
         "shape": list(ref.shape[:3]),
-        "built_with": f"weeke atlas import (mapping {mapping.name})",
+        "built_with": f"weeke atlas import (mapping {mapping.name}"
+                      + (f", tissues {tissues.name}" if tissues is not None else "") + ")",
         "licence": licence, "missing_regions": missing,
-        "sources": {"T2w": t2w.name, "dseg": dseg.name, "mapping": mapping.name},
-    })
+        "sources": sources, "source_files": source_files, **meta_extra,
+    }
+    if derived_doc:
+        doc["derived_regions"] = derived_doc
+    doc.update(extra_meta or {})
+    _write_json(out_dir / "atlas.json", doc)
     return load_atlas(out_dir)
+
+
+def _split_tissues(out: np.ndarray, src: np.ndarray, tissue: np.ndarray,
+                   classes: dict[int, str], rows: list[dict[str, str]],
+                   right_side: np.ndarray) -> dict[str, int]:
+    """Split lobe labels into cortex and white matter with a tissue map (in place on ``out``).
+
+    For a source label whose mapping row has a ``wm_region``: voxels the tissue map calls white
+    matter go to ``wm_region``; cortical grey matter stays in ``region``; CSF goes to
+    ``csf_extracerebral``; ventricle to that side's ``lateral_ventricle``; other classes
+    (a lobe voxel the tissue map calls deep grey matter, say) stay in ``region`` and are
+    counted. Voxels the label map leaves unlabelled (0) that the tissue map calls CSF become
+    ``csf_extracerebral`` (the 50-label maps have no CSF label). Returns voxel counts for
+    ``atlas.json`` (nothing moves silently).
+    """
+    # class of every voxel as a small integer code (TISSUE_CLASSES index + 1; 0 = none)
+    lut = np.zeros(max(classes) + 1 if classes else 1, dtype=np.uint8)
+    for k, v in classes.items():
+        if k > 0:
+            lut[k] = TISSUE_CLASSES.index(v) + 1
+    tclass = lut[np.clip(tissue, 0, len(lut) - 1)]
+
+    def code(name: str) -> int:
+        return TISSUE_CLASSES.index(name) + 1
+    counts = {"to_white_matter": 0, "kept_cortex": 0, "to_csf": 0, "to_ventricle": 0,
+              "kept_other_tissue": 0, "unlabelled_to_csf": 0}
+    csf = BY_NAME["csf_extracerebral"].index
+    for r in rows:
+        wm = (r.get("wm_region") or "").strip()
+        if not wm or not r["region"]:
+            continue
+        sel = src == int(r["source_index"])
+        if not sel.any():
+            continue
+        hemi = r["hemisphere"]
+        sides = ([("left", ~right_side), ("right", right_side)] if hemi in ("split", "midline")
+                 else [(hemi, np.ones(src.shape, dtype=bool))])
+        for side, where in sides:
+            s = sel & where
+            is_wm, is_gm = s & (tclass == code("wm")), s & (tclass == code("cortical_gm"))
+            is_csf, is_vent = s & (tclass == code("csf")), s & (tclass == code("ventricle"))
+            out[is_wm] = BY_NAME[f"{wm}_{side}"].index
+            out[is_csf] = csf
+            out[is_vent] = BY_NAME[f"lateral_ventricle_{side}"].index
+            counts["to_white_matter"] += int(is_wm.sum())
+            counts["kept_cortex"] += int(is_gm.sum())
+            counts["to_csf"] += int(is_csf.sum())
+            counts["to_ventricle"] += int(is_vent.sum())
+            counts["kept_other_tissue"] += int((s & ~(is_wm | is_gm | is_csf | is_vent)).sum())
+    fill = (src == 0) & (tclass == code("csf")) & (out == 0)
+    out[fill] = csf
+    counts["unlabelled_to_csf"] = int(fill.sum())
+    return counts

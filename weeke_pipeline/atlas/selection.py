@@ -17,6 +17,7 @@ import os
 from pathlib import Path
 
 from weeke_pipeline.atlas.bundle import AtlasBundle, AtlasError, load_atlas
+from weeke_pipeline.resources import find_atlas, user_atlas_dir
 
 DHCP_AUTO = "dhcp-auto"
 DHCP_AUTO_COUNT = 3
@@ -24,34 +25,6 @@ DHCP_AUTO_COUNT = 3
 
 class AtlasSelectionError(AtlasError):
     """An atlas list that cannot be resolved (the message names what is missing)."""
-
-
-def user_atlas_dir() -> Path:
-    """Where fetched atlases live: ``$WEEKE_ATLAS_DIR``, else ``~/.local/share/weeke/atlases``
-    (the folder ``weeke atlas fetch`` writes to)."""
-    try:  # the fetch command's own definition, when present
-        from weeke_pipeline import resources
-
-        fn = getattr(resources, "user_atlas_dir", None)
-        if fn is not None:
-            return Path(fn())
-    except ImportError:  # pragma: no cover
-        pass
-    env = os.environ.get("WEEKE_ATLAS_DIR")
-    if env:
-        return Path(env)
-    base = os.environ.get("XDG_DATA_HOME") or str(Path.home() / ".local" / "share")
-    return Path(base) / "weeke" / "atlases"
-
-
-def find_atlas(name_or_path: str) -> Path:
-    """An atlas bundle folder from a shipped name, a fetched name or a path."""
-    from weeke_pipeline.resources import data_dir
-
-    for candidate in (data_dir("atlases") / name_or_path, user_atlas_dir() / name_or_path):
-        if (candidate / "atlas.json").is_file():
-            return candidate
-    return Path(name_or_path)
 
 
 def installed_dhcp(search: list[Path] | None = None) -> list[AtlasBundle]:

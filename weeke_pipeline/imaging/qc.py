@@ -374,7 +374,8 @@ def _fmt(v: Any) -> str:
 def write_report(out_html: str | os.PathLike[str], subject: str, *, status: str,
                  reasons: Sequence[str], numbers: Mapping[str, Any],
                  figures: Mapping[str, str], error: str | None = None,
-                 thresholds: Mapping[str, float] = THRESHOLDS) -> Path:
+                 thresholds: Mapping[str, float] = THRESHOLDS,
+                 notices: Sequence[str] = ()) -> Path:
     """One self-contained HTML page (figures linked relative to the page). Text is escaped."""
     out = Path(out_html)
     out.parent.mkdir(parents=True, exist_ok=True)
@@ -400,6 +401,7 @@ def write_report(out_html: str | os.PathLike[str], subject: str, *, status: str,
         f'<figure><img src="{e(os.path.relpath(p, out.parent))}" alt="{e(name)}">'
         f"<figcaption>{e(name)}</figcaption></figure>" for name, p in figures.items())
     err = f"<h2>Error</h2><pre>{e(error)}</pre>" if error else ""
+    banner = "".join(f'<p class="notice">{e(n)}</p>' for n in notices)
     reason_list = "".join(f"<li>{e(r)}</li>" for r in reasons) or "<li>all checks passed</li>"
     thr = "".join(f"<tr><th>{e(k)}</th><td>{v:g}</td></tr>" for k, v in thresholds.items())
     page = f"""<!DOCTYPE html>
@@ -409,8 +411,10 @@ def write_report(out_html: str | os.PathLike[str], subject: str, *, status: str,
 font-weight:bold}} table{{border-collapse:collapse}} th,td{{border:1px solid #ccc;
 padding:.2em .6em;text-align:left;font-size:.9em}} figure{{margin:1em 0}}
 img{{max-width:100%;background:#000}} pre{{background:#fee;padding:1em;white-space:pre-wrap}}
+.notice{{background:#b00020;color:#fff;padding:.8em;font-weight:bold}}
 </style></head><body>
 <h1>QC report: {e(subject)}</h1>
+{banner}
 <p>Status: <span class="flag">{e(status.upper())}</span></p>
 <ul>{reason_list}</ul>
 {err}
@@ -433,9 +437,12 @@ def run_subject_qc(subject: str, out_dir: str | os.PathLike[str], *, t2w: Any | 
                    registration: Mapping[str, Any] | None = None,
                    error: str | None = None,
                    extra_figures: Mapping[str, Any] | None = None,
+                   notices: Sequence[str] = (),
                    label_confidence: Mapping[str, Any] | None = None) -> QCResult:
     """Numbers, flag, figures, JSON and HTML for one subject, in ``out_dir``.
 
+    ``notices`` (e.g. phantom atlas labels on a real brain, :mod:`weeke_pipeline.atlas.honesty`)
+    come first in the reasons, show as a banner in the report and make the status ``fail``.
     ``label_confidence`` (multi-atlas runs: the fusion's JSON, see
     :func:`weeke_pipeline.imaging.label_fusion.fuse_files`) is recorded as ``numbers
     ["label_confidence"]``: method, number of atlases, brain agreement and per region the
@@ -496,13 +503,17 @@ def run_subject_qc(subject: str, out_dir: str | os.PathLike[str], *, t2w: Any | 
     if error:
         status = "fail"
         reasons = [f"error: {error.splitlines()[0] if error.strip() else 'unknown'}", *reasons]
+    if notices:
+        status = "fail"
+        reasons = [*notices, *reasons]
     js = out / f"{subject}_qc.json"
     payload = {"subject": subject, "status": status, "reasons": reasons, "error": error,
+               "notices": list(notices),
                "numbers": numbers, "thresholds": THRESHOLDS,
                "figures": {k: os.path.relpath(v, out) for k, v in figures.items()}}
     js.write_text(json.dumps(payload, indent=2, default=_json_default) + "\n", encoding="utf-8")
     page = write_report(out / f"{subject}_qc.html", subject, status=status, reasons=reasons,
-                        numbers=numbers, figures=figures, error=error)
+                        numbers=numbers, figures=figures, error=error, notices=notices)
     return QCResult(subject, status, reasons, numbers, figures, str(page), str(js), error,
                     fig_errors)
 

@@ -224,6 +224,8 @@ class _QCInputSpec(BaseInterfaceInputSpec):
     extra_figures = traits.Dict(traits.Str, File(exists=True),
                                 desc="name -> PNG made by another step (e.g. FA colour map)")
     label_confidence = File(exists=True, desc="multi-atlas label confidence JSON (fusion)")
+    atlas_notice = traits.Str("", usedefault=True,
+                              desc="atlas notice (phantom atlas on real data): status fail")
 
 
 class _QCOutputSpec(TraitedSpec):
@@ -252,6 +254,7 @@ class SubjectQC(SimpleInterface):
             labels=_opt(self.inputs.labels), brain_mask=_opt(self.inputs.brain_mask),
             t1w=_opt(self.inputs.t1w), adc=_opt(self.inputs.adc), registration=regs or None,
             error=_opt(self.inputs.error), extra_figures=_opt(self.inputs.extra_figures),
+            notices=[self.inputs.atlas_notice] if self.inputs.atlas_notice else (),
             label_confidence=(json.loads(Path(self.inputs.label_confidence).read_text())
                               if _opt(self.inputs.label_confidence) else None))
         self._results.update(report=res.report, json=res.json, status=res.status)

@@ -10,7 +10,8 @@ from weeke_pipeline.reading import models
 
 @admin.register(models.Case)
 class CaseAdmin(admin.ModelAdmin):
-    list_display = ("code", "subject", "pma_weeks", "pma_days", "day_of_life", "imported_at")
+    list_display = ("code", "subject", "session", "pma_weeks", "pma_days", "day_of_life",
+                    "imported_at")
     search_fields = ("code", "subject")
 
 

@@ -100,6 +100,11 @@ def read_records() -> list[dict[str, Any]]:
     return out
 
 
+def case_keys() -> dict[tuple[str, str], str]:
+    """(subject label, session label) -> reading code of every case."""
+    return {(s, ses): c for c, s, ses in Case.objects.values_list("code", "subject", "session")}
+
+
 def case_subjects() -> list[tuple[str, str]]:
     """(reading code, subject label) of every case, by code (coordinator information)."""
     return list(Case.objects.order_by("code").values_list("code", "subject"))

@@ -1,25 +1,43 @@
-"""Import cases for reading from pipeline outputs or a simple NIfTI layout.
+"""Import cases for reading from pipeline outputs or a simple NIfTI layout: one case per
+subject AND session.
 
-Layout looked for under OUTPUT (any depth): ``sub-<label>[_entities]_<T1w|T2w|ADC>.nii[.gz]``,
-and the fractional-anisotropy map ``..._FA.nii[.gz]`` (the pipeline writes it on the T2w grid as
-``derivatives/weeke/sub-*/ses-*/dwi/*_space-T2w_FA.nii.gz``; whether readers see it is a study
-setting, :mod:`weeke_pipeline.reading.study`); the subject from the ``sub-`` entity of the file
-name, else of a parent folder; a subject needs at least one of T1w/T2w/ADC. And a
-``participants.tsv`` (the first found, top first) with ``participant_id`` and the age at scan:
-``pma_weeks`` (e.g. ``40.43`` or ``40+3``) or ``pma_days``, and ``day_of_life``; or the columns
-``weeke synth`` writes (``pma_at_scan_weeks``, ``pma_at_scan_days``, ``day_of_life_at_scan``).
-Where several images of one subject and sequence exist, one in the subject's T2w space
-(``space-T2w``) or native space (no ``space-``) wins, then the shortest path.
+Images are found under OUTPUT at any depth by their BIDS entities (``sub``, ``ses``, ``space``,
+``desc``, ``run`` and the suffix ``T1w|T2w|ADC|FA``), parsed by :mod:`weeke_pipeline.bids.names`
+(the naming module the pipeline writes with); ``sub``/``ses`` come from the file name, else
+from ``sub-*``/``ses-*`` parent folders; a file without a ``ses`` entity belongs to the session
+"" (data without sessions). Each (subject, session) is a case: a subject scanned twice is two
+cases, each with its own images only; the study setting ``read_sessions``
+(:mod:`weeke_pipeline.reading.study`) names the sessions the study reads (the trial: the
+1-month scan), others are skipped with a note.
+
+Which images, when several candidates exist for one case and sequence: all of a case's images
+come from ONE dataset, the pipeline's derivatives (a folder whose ``dataset_description.json``
+says ``"DatasetType": "derivative"``) when it has images of that session, else the raw data,
+else files outside any BIDS dataset (so not Nipype's copies in the output's ``work/`` folder);
+inside it, T2w space or native (no ``space``) before other spaces, ``desc-preproc`` or no
+``desc`` before other descriptions, then the lowest ``run``, then the name. So importing the
+whole output folder or only ``derivatives/weeke`` gives the same cases and images, and a case
+never mixes sessions, nor raw and processed images.
+
+Ages at scan: a sessions table ``sub-<label>/sub-<label>_sessions.tsv`` (``session_id`` plus
+the age columns below) gives them per session; ``participants.tsv`` (the first found, top
+first; ``participant_id`` and ``pma_weeks`` (``40.43`` or ``40+3``) or ``pma_days``, and
+``day_of_life``, or the columns ``weeke synth`` and the pipeline write: ``pma_at_scan_weeks``,
+``pma_at_scan_days``, ``day_of_life_at_scan``) per subject, used for a subject's case only when
+the subject has one session (the ages of two scans differ: left empty with a warning).
 
 Each case gets a random reading code; the images are copied, with identifying NIfTI header
 fields cleared (descrip, aux_file, intent_name, db_name, extensions), to
-``<data>/images/<code>/<sequence>.nii.gz``: nothing on disk under the code names the subject.
+``<data>/images/<code>/<sequence>.nii.gz``: nothing on disk under the code names the subject
+or the session.
 """
 
 from __future__ import annotations
 
+import json
 import secrets
 from dataclasses import dataclass, field
+from functools import cache
 from pathlib import Path
 
 from weeke_pipeline.bids import names
@@ -36,35 +54,98 @@ class ImportProblem(ValueError):
 
 @dataclass
 class Found:
+    """One case to import: a subject's session and its images (sequence -> file)."""
+
     subject: str
+    session: str = ""
     images: dict[str, Path] = field(default_factory=dict)
+    dataset: Path | None = None
     pma_weeks: int | None = None
     pma_days: int | None = None
     day_of_life: int | None = None
 
+    @property
+    def name(self) -> str:
+        """``sub-X`` or ``sub-X ses-Y`` (messages; coordinator side only)."""
+        return f"sub-{self.subject}" + (f" ses-{self.session}" if self.session else "")
 
-def _rank(path: Path) -> tuple[int, int]:
-    space = names.parse(path.name).get("space")
-    pref = 0 if space is None or space == "T2w" else 1
-    return (pref, len(str(path)))
+
+@cache
+def _is_derivative(folder: Path) -> bool:
+    desc = folder / "dataset_description.json"
+    try:
+        return json.loads(desc.read_text()).get("DatasetType") == "derivative"
+    except (OSError, ValueError, AttributeError):
+        return False
 
 
-def find_images(root: Path) -> dict[str, Found]:
-    found: dict[str, Found] = {}
-    best: dict[tuple[str, str], Path] = {}
+@cache
+def _is_dataset(folder: Path) -> bool:
+    return (folder / "dataset_description.json").is_file()
+
+
+def _dataset(path: Path, root: Path) -> Path:
+    """The BIDS dataset ``path`` belongs to: the nearest folder (up to ``root``) with a
+    ``dataset_description.json``, else ``root``."""
+    for parent in path.parents:
+        if (parent / "dataset_description.json").is_file():
+            return parent
+        if parent == root:
+            break
+    return root
+
+
+def _rank(ent: dict[str, str], path: Path) -> tuple[int, int, int, str]:
+    space = ent.get("space")
+    desc = ent.get("desc")
+    run = ent.get("run", "")
+    return (0 if space in (None, "T2w") else 1, 0 if desc in (None, "preproc") else 1,
+            int(run) if run.isdigit() else 0, path.name)
+
+
+def find_cases(root: Path, sessions: list[str] | None = None
+               ) -> tuple[dict[tuple[str, str], Found], list[str]]:
+    """The cases under ``root`` by (subject, session), and notes on what was left out.
+
+    ``sessions``: the session labels read (None or empty: all).
+    """
+    root = Path(root)
+    # (subject, session) -> dataset -> sequence -> [(rank, path)]
+    candidates: dict[tuple[str, str], dict[Path, dict[str, list[tuple[tuple, Path]]]]] = {}
     for path in sorted(root.rglob("*.nii*")):
-        entities = names.parse(path)  # the subject: of the name, else of a parent folder
-        seq, label = entities.get("suffix"), entities.get("sub")
-        if seq not in SEQUENCES or entities["extension"] not in _NIFTI or not label:
+        ent = names.parse(path)  # sub/ses of the name, else of the parent folders
+        if (ent.get("suffix") not in SEQUENCES or ent["extension"] not in _NIFTI
+                or not ent.get("sub") or not path.is_file()):
             continue
-        if not path.is_file():
+        key = (ent["sub"], ent.get("ses", ""))
+        seq = ent["suffix"]
+        by_set = candidates.setdefault(key, {}).setdefault(_dataset(path, root), {})
+        by_set.setdefault(seq, []).append((_rank(ent, path), path))
+    found: dict[tuple[str, str], Found] = {}
+    notes: list[str] = []
+    skipped: dict[str, int] = {}
+    for (sub, ses), datasets in sorted(candidates.items()):
+        if sessions and ses not in sessions:
+            skipped[ses] = skipped.get(ses, 0) + 1
             continue
-        key = (label, seq)
-        if key not in best or _rank(path) < _rank(best[key]):
-            best[key] = path
-    for (label, seq), path in sorted(best.items()):
-        found.setdefault(label, Found(subject=label)).images[seq] = path
-    return found
+        usable = [d for d in datasets if any(s in datasets[d] for s in CLINICAL_SEQUENCES)]
+        pool = usable or list(datasets)
+        best = min(pool, key=lambda d: (not _is_derivative(d), not _is_dataset(d),
+                                        len(d.parts), str(d)))
+        case = Found(subject=sub, session=ses, dataset=best)
+        for seq, items in sorted(datasets[best].items()):
+            case.images[seq] = min(items)[1]
+        found[(sub, ses)] = case
+    for ses, n in sorted(skipped.items()):
+        notes.append(f"ses-{ses or '(none)'}: {n} subject(s) not imported (the study reads "
+                     f"session(s) {', '.join(sessions or [])})")
+    if sessions:
+        subjects = {sub for sub, _ in candidates}
+        for sub in sorted(subjects):
+            missing = [s for s in sessions if (sub, s) not in found]
+            if missing:
+                notes.append(f"sub-{sub}: no images of session(s) {', '.join(missing)}")
+    return found, notes
 
 
 def _pma(row: dict[str, str], where: str) -> tuple[int | None, int | None]:
@@ -90,32 +171,71 @@ def _pma(row: dict[str, str], where: str) -> tuple[int | None, int | None]:
     return total // 7, total % 7
 
 
-def read_participants(root: Path, found: dict[str, Found]) -> list[str]:
-    """Fill ages from participants.tsv; returns warnings."""
-    tables = sorted(root.rglob("participants.tsv"), key=lambda p: (len(p.parts), str(p)))
-    if not tables:
-        return ["no participants.tsv found: postmenstrual age and day of life left empty"]
-    table = tables[0]
+AGE_COLUMNS = ("pma_weeks", "pma_days", "day_of_life", "pma_at_scan_weeks",
+               "pma_at_scan_days", "day_of_life_at_scan")
+
+
+def _has_age(row: dict[str, str]) -> bool:
+    return any((row.get(c) or "").strip().lower() not in ("", "n/a") for c in AGE_COLUMNS)
+
+
+def _rows(path: Path, key: str) -> list[tuple[dict[str, str], str]]:
+    """(row, "file line N") of a BIDS TSV that must have the column ``key``."""
     try:
-        rows = read_table(table, what="participants table")
+        table = read_table(path, what="table of ages")
     except TableError as exc:
         raise ImportProblem(str(exc)) from None
-    if PARTICIPANT_COLUMN not in rows.columns:
-        raise ImportProblem(f"{table}: no participant_id column")
-    for n, row in rows.rows:
-        label = participant(row.get(PARTICIPANT_COLUMN) or "")
-        if label not in found:
-            continue
-        where = f"{table} line {n}"
-        f = found[label]
-        f.pma_weeks, f.pma_days = _pma(row, where)
-        dol = (row.get("day_of_life") or row.get("day_of_life_at_scan") or "").strip()
-        if dol and dol.lower() != "n/a":
-            try:
-                f.day_of_life = int(float(dol))
-            except ValueError as exc:
-                raise ImportProblem(f"{where}: day_of_life {dol!r} is not a number") from exc
-    return [f"sub-{k}: not in {table}" for k, f in found.items() if f.pma_weeks is None]
+    if key not in table.columns:
+        raise ImportProblem(f"{path}: no {key} column")
+    return [(row, f"{path} line {n}") for n, row in table.rows]
+
+
+def _set_ages(f: Found, row: dict[str, str], where: str) -> None:
+    f.pma_weeks, f.pma_days = _pma(row, where)
+    dol = (row.get("day_of_life") or row.get("day_of_life_at_scan") or "").strip()
+    if dol and dol.lower() != "n/a":
+        try:
+            f.day_of_life = int(float(dol))
+        except ValueError as exc:
+            raise ImportProblem(f"{where}: day_of_life {dol!r} is not a number") from exc
+
+
+def read_ages(root: Path, found: dict[tuple[str, str], Found]) -> list[str]:
+    """Fill the cases' ages at scan from the sessions and participants tables; warnings."""
+    per_session: dict[tuple[str, str], tuple[dict[str, str], str]] = {}
+    for table in sorted(root.rglob("sub-*_sessions.tsv")):
+        sub = names.parse(table).get("sub", "")
+        for row, where in _rows(table, "session_id"):
+            ses = names.session_label(row.get("session_id") or "") or ""
+            if (sub, ses) in found and _has_age(row):
+                per_session.setdefault((sub, ses), (row, where))
+    per_subject: dict[str, tuple[dict[str, str], str]] = {}
+    tables = sorted(root.rglob("participants.tsv"), key=lambda p: (len(p.parts), str(p)))
+    if tables:
+        for row, where in _rows(tables[0], PARTICIPANT_COLUMN):
+            sub = participant(row.get(PARTICIPANT_COLUMN) or "")
+            ses = names.session_label(row.get("session_id") or row.get("session") or "")
+            if ses:  # a participants table with one row per session
+                per_session.setdefault((sub, ses), (row, where))
+            else:
+                per_subject.setdefault(sub, (row, where))
+    n_sessions: dict[str, int] = {}
+    for sub, _ in found:
+        n_sessions[sub] = n_sessions.get(sub, 0) + 1
+    warnings = [] if tables else [
+        "no participants.tsv found: postmenstrual age and day of life left empty"]
+    for (sub, ses), f in sorted(found.items()):
+        if (sub, ses) in per_session:
+            _set_ages(f, *per_session[(sub, ses)])
+        elif sub in per_subject and n_sessions[sub] == 1:
+            _set_ages(f, *per_subject[sub])
+        elif sub in per_subject and _has_age(per_subject[sub][0]):
+            warnings.append(f"{f.name}: {per_subject[sub][1]} gives one age for the subject's "
+                            f"{n_sessions[sub]} sessions: ages left empty (give them per "
+                            f"session in sub-{sub}_sessions.tsv)")
+        elif tables:
+            warnings.append(f"{f.name}: not in {tables[0]}")
+    return warnings
 
 
 def deidentified_copy(src: Path, dest: Path, box: object = None) -> None:
@@ -169,7 +289,8 @@ def _crop_box(f: Found, margin_mm: float | None) -> object:
 
 def import_cases(root: Path, user: object = None, *, crop_margin_mm: float | None = 15.0
                  ) -> tuple[list[str], list[str]]:
-    """Import every subject under ``root`` not imported yet. Returns (new codes, warnings).
+    """Import every case (subject and session) under ``root`` not imported yet, of the
+    sessions the study reads. Returns (new codes, warnings).
 
     Images are cropped to the brain mask plus ``crop_margin_mm`` where the pipeline wrote one
     (None: never crop)."""
@@ -183,21 +304,24 @@ def import_cases(root: Path, user: object = None, *, crop_margin_mm: float | Non
     root = Path(root)
     if not root.is_dir():
         raise ImportProblem(f"{root}: not a folder")
-    found = find_images(root)
-    if not found:
-        raise ImportProblem(f"{root}: no images named sub-<id>[_...]_(T1w|T2w|ADC).nii[.gz] found")
-    warnings = read_participants(root, found)
+    from weeke_pipeline.reading import study
+
+    found, warnings = find_cases(root, study.read_sessions())
+    if not found and not warnings:
+        raise ImportProblem(f"{root}: no images named sub-<id>[_ses-<label>][_...]_"
+                            "(T1w|T2w|ADC).nii[.gz] found")
+    warnings += read_ages(root, found)
     data = Path(settings.WEEKE_DATA_DIR)
-    known = set(Case.objects.values_list("subject", flat=True))
+    known = set(Case.objects.values_list("subject", "session"))
     codes = set(Case.objects.values_list("code", flat=True))
     created: list[str] = []
-    for label, f in sorted(found.items()):
+    for key, f in sorted(found.items()):
         if not any(s in f.images for s in CLINICAL_SEQUENCES):
-            warnings.append(f"sub-{label}: no T1w, T2w or ADC image (only "
+            warnings.append(f"{f.name}: no T1w, T2w or ADC image (only "
                             f"{', '.join(sorted(f.images))}), not imported")
             continue
-        if label in known:
-            warnings.append(f"sub-{label}: already imported, skipped")
+        if key in known:
+            warnings.append(f"{f.name}: already imported, skipped")
             continue
         code = new_code(codes)
         codes.add(code)
@@ -209,12 +333,13 @@ def import_cases(root: Path, user: object = None, *, crop_margin_mm: float | Non
                 deidentified_copy(f.images[seq], data / rel, box)
                 images[seq] = str(rel)
         with transaction.atomic():
-            case = Case.objects.create(code=code, subject=label, pma_weeks=f.pma_weeks,
+            case = Case.objects.create(code=code, subject=f.subject, session=f.session,
+                                       pma_weeks=f.pma_weeks,
                                        pma_days=f.pma_days, day_of_life=f.day_of_life,
                                        sequences=[s for s in SEQUENCES if s in images],
                                        images=images)
             audit.record(user or "system", "case.import", case, new={
-                "sequences": case.sequences, "pma": case.pma_label,
+                "session": case.session, "sequences": case.sequences, "pma": case.pma_label,
                 "day_of_life": case.day_of_life})
         created.append(code)
     assign_cases()

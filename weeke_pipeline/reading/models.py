@@ -14,11 +14,15 @@ ROLES = ("reader", "adjudicator", "coordinator", "analyst")
 
 
 class Case(models.Model):
-    """One MRI examination under a random reading code."""
+    """One MRI examination (one subject's session) under a random reading code."""
 
     code = models.CharField(max_length=16, unique=True)
     #: study pseudonym (never a name or hospital number); shown to the coordinator only
-    subject = models.CharField(max_length=64, unique=True)
+    subject = models.CharField(max_length=64)
+    #: BIDS session label (``ses-`` entity without the prefix; "" when the data has none);
+    #: coordinator and exports only, never on a reader's or adjudicator's page: a label such
+    #: as "postdose" or "3month" would tell when the scan was made relative to treatment
+    session = models.CharField(max_length=64, blank=True, default="")
     pma_weeks = models.PositiveSmallIntegerField(null=True, blank=True)
     pma_days = models.PositiveSmallIntegerField(null=True, blank=True)
     day_of_life = models.PositiveSmallIntegerField(null=True, blank=True)
@@ -30,6 +34,8 @@ class Case(models.Model):
 
     class Meta:
         ordering = ["code"]
+        constraints = [models.UniqueConstraint(fields=["subject", "session"],
+                                               name="case_one_per_subject_session")]
 
     def __str__(self) -> str:  # the code only: str() appears in admin pages and logs
         return self.code

@@ -3,7 +3,9 @@
 Environment: ``WEEKE_DATA_DIR`` (data folder: SQLite database, de-identified images, secret key),
 ``WEEKE_DATABASE_URL`` or ``DATABASE_URL`` (``sqlite:///path`` or
 ``postgresql://user:password@host:port/name``; a unix socket as ``?host=/dir``),
-``WEEKE_ALLOWED_HOSTS`` (comma separated), ``WEEKE_SECURE_COOKIES=1`` behind HTTPS.
+``WEEKE_ALLOWED_HOSTS`` (comma separated), ``WEEKE_SECURE_COOKIES=1`` behind HTTPS,
+``WEEKE_PUBLIC_URL`` (``https://host[:port]`` behind a TLS proxy: allowed host, trusted CSRF
+origin, secure cookies, HSTS; see :mod:`weeke_pipeline.reading.deployment`).
 As a settings module (``DJANGO_SETTINGS_MODULE=weeke_pipeline.reading.settings``) it reads the
 environment; :func:`weeke_pipeline.reading.setup` calls :func:`build_settings` directly.
 """
@@ -15,6 +17,8 @@ import secrets
 from pathlib import Path
 from typing import Any
 from urllib.parse import parse_qs, unquote, urlsplit
+
+from weeke_pipeline.reading.deployment import CONTENT_SECURITY_POLICY, public_url_settings
 
 PKG = Path(__file__).resolve().parent
 DEFAULT_DATA_DIR = "weeke-reading"
@@ -85,7 +89,10 @@ def build_settings(data_dir: str | os.PathLike[str] | None = None,
     database = parse_database_url(url, folder) if url else _sqlite(folder / "reading.sqlite3")
     hosts = os.environ.get("WEEKE_ALLOWED_HOSTS", "127.0.0.1,localhost,[::1]").split(",")
     secure = os.environ.get("WEEKE_SECURE_COOKIES") == "1"
-    return {
+    public = public_url_settings(os.environ["WEEKE_PUBLIC_URL"]) \
+        if os.environ.get("WEEKE_PUBLIC_URL") else {}
+    hosts += public.pop("ALLOWED_HOSTS", [])
+    conf = {
         "WEEKE_DATA_DIR": folder,
         "SECRET_KEY": _secret_key(folder),
         "DEBUG": False,
@@ -97,17 +104,20 @@ def build_settings(data_dir: str | os.PathLike[str] | None = None,
             "django.contrib.sessions",
             "django.contrib.messages",
             "django.contrib.staticfiles",
+            "csp",
             "weeke_pipeline.reading.apps.ReadingConfig",
         ],
         "MIDDLEWARE": [
             "django.middleware.security.SecurityMiddleware",
+            "csp.middleware.CSPMiddleware",
+            "django.middleware.clickjacking.XFrameOptionsMiddleware",
+            "whitenoise.middleware.WhiteNoiseMiddleware",
             "django.contrib.sessions.middleware.SessionMiddleware",
             "weeke_pipeline.reading.middleware.SessionRefreshMiddleware",
             "django.middleware.common.CommonMiddleware",
             "django.middleware.csrf.CsrfViewMiddleware",
             "django.contrib.auth.middleware.AuthenticationMiddleware",
             "django.contrib.messages.middleware.MessageMiddleware",
-            "django.middleware.clickjacking.XFrameOptionsMiddleware",
         ],
         "ROOT_URLCONF": "weeke_pipeline.reading.urls",
         "TEMPLATES": [{
@@ -160,7 +170,18 @@ def build_settings(data_dir: str | os.PathLike[str] | None = None,
         "WEEKE_LOGIN_WINDOW_S": 15 * 60,
         "WEEKE_LOGIN_MAX_FAILURES_USER": 5,
         "WEEKE_LOGIN_MAX_FAILURES_IP": 20,
+        # Static files through WhiteNoise *inside* the middleware stack (after the security,
+        # CSP and framing middleware): they get the same security headers as the pages.
+        # Finders: served straight from the installed package, no collectstatic step.
+        "WHITENOISE_USE_FINDERS": True,
+        "WHITENOISE_AUTOREFRESH": False,
+        "WHITENOISE_ALLOW_ALL_ORIGINS": False,  # no CORS header: only this site uses them
+        "CONTENT_SECURITY_POLICY": CONTENT_SECURITY_POLICY,
+        "WEEKE_PUBLIC_URL": None,
+        "CSRF_TRUSTED_ORIGINS": [],
     }
+    conf.update(public)
+    return conf
 
 
 if os.environ.get("DJANGO_SETTINGS_MODULE") == __name__:

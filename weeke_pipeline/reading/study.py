@@ -15,6 +15,12 @@ Settings:
     clinical sequences T1w, T2w, ADC. Adding ``FA`` shows the fractional-anisotropy map as a
     fourth linked panel; sequences not listed are neither listed nor served to them.
 
+``read_sessions``
+    the imaging sessions (BIDS ``ses-`` labels) the study reads, e.g. ``["1month"]`` for the
+    trial's 1-month scan. ``weeke cases import`` makes one case per subject and session and
+    skips sessions not listed (saying so). Default: empty, every session is a case. Changing
+    it later affects later imports only: cases already imported stay.
+
 ``hanging_protocol``
     how the reading page lays out the images (``id@version`` of a definition under
     ``scoring_forms/hanging_protocols/``, :mod:`weeke_pipeline.reading.hanging`). Default
@@ -24,6 +30,7 @@ Settings:
 
 from __future__ import annotations
 
+import re
 from typing import Any
 
 from django.db import transaction
@@ -35,9 +42,11 @@ from weeke_pipeline.reading.models import StudySetting
 from weeke_pipeline.reading.sequences import CLINICAL_SEQUENCES, SEQUENCES
 
 READER_SEQUENCES = "reader_sequences"
+READ_SESSIONS = "read_sessions"
 HANGING_PROTOCOL = "hanging_protocol"
 DEFAULTS: dict[str, Any] = {READER_SEQUENCES: list(CLINICAL_SEQUENCES),
-                            HANGING_PROTOCOL: DEFAULT_PROTOCOL}
+                            HANGING_PROTOCOL: DEFAULT_PROTOCOL, READ_SESSIONS: []}
+_SESSION_LABEL = re.compile(r"[A-Za-z0-9]+")
 MAX_REASON = 500
 
 
@@ -72,6 +81,25 @@ def parse_sequences(value: str | list[str]) -> list[str]:
     return [s for s in SEQUENCES if s in names]
 
 
+def read_sessions() -> list[str]:
+    """Session labels the study reads (empty: every session)."""
+    return list(get(READ_SESSIONS))
+
+
+def parse_sessions(value: str | list[str]) -> list[str]:
+    """``"1month,3month"`` (``ses-`` prefix allowed) or a list -> BIDS labels, in the given
+    order, without duplicates; ``""`` or ``"all"`` -> ``[]`` (every session)."""
+    names = [s.strip() for s in (value.split(",") if isinstance(value, str) else value)]
+    names = [s.removeprefix("ses-") for s in names if s]
+    if names == ["all"]:
+        return []
+    bad = [s for s in names if not _SESSION_LABEL.fullmatch(s)]
+    if bad:
+        raise ReadingError(f"session label(s) {', '.join(map(repr, bad))}: BIDS labels are "
+                           "letters and digits only (e.g. 1month)")
+    return list(dict.fromkeys(names))
+
+
 def set_setting(user: Any, key: str, value: Any, reason: str) -> StudySetting:
     """Record a new value with the reason; audited. Refused when locked or unchanged."""
     ensure_unlocked()
@@ -82,6 +110,8 @@ def set_setting(user: Any, key: str, value: Any, reason: str) -> StudySetting:
         raise ReadingError(f"the reason is longer than {MAX_REASON} characters")
     if key == READER_SEQUENCES:
         value = parse_sequences(value)
+    elif key == READ_SESSIONS:
+        value = parse_sessions(value)
     elif key == HANGING_PROTOCOL:
         try:
             load_protocol(value)

@@ -457,6 +457,7 @@ def coordinator(request: HttpRequest) -> HttpResponse:
         "lock_history": DatabaseLock.objects.select_related("by").order_by("-id")[:20],
         "audit": audit.verify(),
         "reader_sequences": study.reader_sequences(),
+        "read_sessions": study.read_sessions(),
         "all_sequences": SEQUENCES, "default_sequences": study.DEFAULTS[study.READER_SEQUENCES],
         "setting_history": study.history()[:20]})
 

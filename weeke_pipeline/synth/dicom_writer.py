@@ -25,6 +25,8 @@ from pydicom.uid import (
     generate_uid,
 )
 
+from weeke_pipeline.atlas.honesty import SYNTH_MANUFACTURER, SYNTH_MODEL, SYNTH_SOFTWARE
+
 LPS_FROM_RAS = np.diag([-1.0, -1.0, 1.0])
 
 
@@ -117,9 +119,9 @@ def _base_dataset(patient: PatientInfo, spec: SeriesSpec, grid: AxialGrid, *, st
     ds.SpecificCharacterSet = "ISO_IR 100"
     ds.SOPClassUID = MRImageStorage
     ds.Modality = "MR"
-    ds.Manufacturer = "WeekeSynth"
-    ds.ManufacturerModelName = "Phantom 3T"
-    ds.SoftwareVersions = "weeke-pipeline synth"
+    ds.Manufacturer = SYNTH_MANUFACTURER
+    ds.ManufacturerModelName = SYNTH_MODEL
+    ds.SoftwareVersions = SYNTH_SOFTWARE
     ds.MagneticFieldStrength = 3.0
     ds.StudyInstanceUID, ds.SeriesInstanceUID, ds.FrameOfReferenceUID = (
         study_uid, series_uid, frame_uid)

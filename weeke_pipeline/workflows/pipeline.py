@@ -23,11 +23,11 @@ from typing import Any
 
 from weeke_pipeline import __version__
 from weeke_pipeline.atlas.bundle import AtlasError, load_atlas
-from weeke_pipeline.atlas.selection import find_atlas
+from weeke_pipeline.atlas.honesty import is_phantom_atlas, phantom_notice, run_notice
 from weeke_pipeline.bids import names
 from weeke_pipeline.bids.tables import AGE_COLUMNS, read_table
 from weeke_pipeline.config import ConfigError, RunConfig
-from weeke_pipeline.resources import default_atlas_dir
+from weeke_pipeline.resources import default_atlas_dir, find_atlas
 
 log = logging.getLogger("weeke.pipeline")
 
@@ -57,6 +57,7 @@ class RunSummary:
     errors: dict[str, str] = field(default_factory=dict)
     notes: dict[str, str] = field(default_factory=dict)  # sub_ses -> QC warnings, skip reason
     ingest_failures: list[str] = field(default_factory=list)
+    notice: str = ""  # run-wide, e.g. the phantom atlas on real data (atlas/honesty.py)
     group_metrics: str = ""
     qc_index: str = ""
 
@@ -231,6 +232,7 @@ def build_workflow(cfg: RunConfig, sessions: list[SubjectInputs], *, deriv: Path
             reference_tissue=cfg.reference_tissue, dti=cfg.dti,
             atlas_label_table=str(atlas.path / "labels.tsv"),
             atlases=files if len(files) > 1 else None, label_fusion=cfg.label_fusion,
+            atlas_notice=phantom_notice(atlas.meta, s.t2w),
             name=f"sub_{s.subject}_ses_{s.session}_wf")
         for key in ("t2w", "t1w", "dwi", "bval", "bvec", "adc"):
             value = getattr(s, key)
@@ -312,7 +314,8 @@ class Progress:
 
 def status_table(summary: RunSummary) -> str:
     """The end-of-run table: one line per subject/session with its QC status or error."""
-    lines = [f"{'subject/session':<24} {'status':<6} detail", "-" * 72]
+    lines = [summary.notice, ""] if summary.notice else []
+    lines += [f"{'subject/session':<24} {'status':<6} detail", "-" * 72]
     for key, status in sorted(summary.subjects.items()):
         detail = summary.errors.get(key) or summary.notes.get(key, "")
         lines.append(f"{key:<24} {status:<6} {detail[:200]}")
@@ -415,6 +418,11 @@ def process_sessions(cfg: RunConfig, sessions: list[SubjectInputs], *,
             results.append(qc.run_subject_qc(stem, base / "qc", t2w=s.t2w,
                                              error=f"atlas: {exc}"))
     sessions = runnable
+    phantom = next((b[0].meta for b in atlases.values() if is_phantom_atlas(b[0].meta)), None)
+    summary.notice = run_notice(phantom, [s.t2w for s in sessions]) if phantom else ""
+    if summary.notice:  # said now (a run takes minutes), in full in the status table at the end
+        log.warning("phantom atlas on real (not synthetic) data: these labels are not anatomy; "
+                    "see the NOTE at the end")
     wf = build_workflow(cfg, sessions, deriv=deriv, work=work, atlases=atlases)
     if cfg.plugin in ("MultiProc", "LegacyMultiProc"):
         _preload()  # once here, before the workers fork, instead of once in every worker
@@ -491,6 +499,6 @@ def _write_summary(summary: RunSummary, deriv: Path) -> None:
     atomic.write_text(deriv / "run_summary.json", json.dumps(
         {"output_dir": summary.output_dir, "subjects": summary.subjects,
          "errors": summary.errors, "notes": summary.notes,
-         "ingest_failures": summary.ingest_failures,
+         "ingest_failures": summary.ingest_failures, "notice": summary.notice,
          "group_metrics": summary.group_metrics, "qc_index": summary.qc_index,
          "weeke_pipeline_version": __version__}, indent=2) + "\n")

@@ -20,7 +20,7 @@ def init_subject_wf(*, subject: str, session: str, atlas_t2w: str, atlas_brain_m
                     has_t1w: bool, has_dwi: bool, has_adc: bool, preset: str = "fast",
                     adc_thresholds: tuple[float, ...] = (800.0, 1000.0),
                     reference_tissue: str = "cerebellum", dti: bool = True,
-                    atlas_label_table: str | None = None,
+                    atlas_label_table: str | None = None, atlas_notice: str = "",
                     atlases: list[AtlasFiles] | None = None, label_fusion: str = "jlf",
                     name: str = "subject_wf") -> pe.Workflow:
     """Build one session's workflow.
@@ -41,6 +41,9 @@ def init_subject_wf(*, subject: str, session: str, atlas_t2w: str, atlas_brain_m
         region metrics options (:mod:`weeke_pipeline.imaging.metrics`)
     dti
         fit the diffusion tensor when there is a DWI
+    atlas_notice
+        a notice for the QC report (the phantom atlas on real data: QC ``fail``;
+        :mod:`weeke_pipeline.atlas.honesty`), empty for none
     atlases, label_fusion
         two or more atlases: multi-atlas segmentation, each registered by its own node and the
         labels fused (``jlf`` or ``majority``; :mod:`weeke_pipeline.workflows.multiatlas`);
@@ -73,8 +76,8 @@ def init_subject_wf(*, subject: str, session: str, atlas_t2w: str, atlas_brain_m
     metrics = pe.Node(RegionMetrics(subject=subject, adc_thresholds=list(adc_thresholds),
                                     reference=reference_tissue), name="metrics",
                       mem_gb=MEM_GB["metrics"])
-    qc = pe.Node(SubjectQC(subject=f"sub-{subject}_ses-{session}"), name="qc",
-                 mem_gb=MEM_GB["qc"])
+    qc = pe.Node(SubjectQC(subject=f"sub-{subject}_ses-{session}", atlas_notice=atlas_notice),
+                 name="qc", mem_gb=MEM_GB["qc"])
     ds_wf = init_ds_subject_wf(derivatives_dir=derivatives_dir, subject=subject,
                                session=session, run_config=run_config,
                                atlas_label_table=atlas_label_table)

@@ -41,7 +41,7 @@ def run(args: argparse.Namespace) -> int:
     from weeke_pipeline.analysis import agreement as ag
     from weeke_pipeline.analysis import tables as tb
     from weeke_pipeline.reading import audit
-    from weeke_pipeline.reading.exports import case_subjects, read_records
+    from weeke_pipeline.reading.exports import read_records
 
     records = [r for r in read_records() if r["status"] == "signed"]
     long = tb.reads_long_from_records(records)
@@ -51,7 +51,7 @@ def run(args: argparse.Namespace) -> int:
     index = None
     warnings: list[str] = []
     if args.metrics is not None:
-        index, warnings = _index(args, long, dict(case_subjects()))
+        index, warnings = _index(args, long)
     an.prepare_out(args.out, "agreement")
     try:
         paths = ag.write_agreement_report(long, args.out, n_boot=args.n_boot, seed=args.seed,
@@ -84,8 +84,7 @@ def run(args: argparse.Namespace) -> int:
     return 0
 
 
-def _index(args: argparse.Namespace, long: object, subjects: dict[str, str]
-           ) -> tuple[dict[str, object], list[str]]:
+def _index(args: argparse.Namespace, long: object) -> tuple[dict[str, object], list[str]]:
     """Injury index of each case with one pipeline session, and its agreement with the
     consensus (computed here, written to the analyst's folder only: never to the database)."""
     import pandas as pd
@@ -95,9 +94,10 @@ def _index(args: argparse.Namespace, long: object, subjects: dict[str, str]
     from weeke_pipeline.analysis import tables as tb
     from weeke_pipeline.analysis.agreement import index_vs_consensus
     from weeke_pipeline.errors import UsageError
+    from weeke_pipeline.reading.exports import case_keys
 
     try:
-        der = dt.load(args.metrics, {s: c for c, s in subjects.items()})
+        der = dt.load(args.metrics, case_keys())
         ref = ii.load_reference(args.index_reference, atlas_dir=args.atlas)
     except ValueError as exc:
         raise UsageError(str(exc)) from None

@@ -12,16 +12,19 @@ HELP = "import cases for reading (import OUTPUT) or list them with their reading
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     sub = parser.add_subparsers(dest="action", metavar="ACTION", required=True)
-    imp = sub.add_parser("import", help="import per-subject T1w/T2w/ADC NIfTI images "
-                         "(pipeline derivatives or sub-*/**/*_{T1w,T2w,ADC}.nii.gz + "
-                         "participants.tsv) under random reading codes")
+    imp = sub.add_parser("import", help="import T1w/T2w/ADC(/FA) NIfTI images, one case per "
+                         "subject and session (pipeline output or derivatives, or "
+                         "sub-*/**/*_{T1w,T2w,ADC}.nii.gz + participants.tsv), of the sessions "
+                         "the study reads (weeke study set --read-sessions), under random "
+                         "reading codes")
     imp.add_argument("output", type=Path, help="folder to import from")
     imp.add_argument("--crop-margin-mm", type=float, default=15.0, metavar="MM",
                      help="crop images to the pipeline's brain mask plus this margin (default "
                      "15 mm: keeps subdural spaces and venous sinuses); smaller downloads")
     imp.add_argument("--no-crop", action="store_true", help="store the images whole")
     add_db_arguments(imp)
-    lst = sub.add_parser("list", help="list cases: code, subject, age, sequences (coordinator)")
+    lst = sub.add_parser("list", help="list cases: code, subject, session, age, sequences "
+                         "(coordinator)")
     add_db_arguments(lst)
 
 
@@ -33,8 +36,8 @@ def run(args: argparse.Namespace) -> int:
 
     if args.action == "list":
         for c in Case.objects.order_by("code"):
-            print(f"{c.code}\tsub-{c.subject}\t{c.pma_label}\t{c.day_of_life}\t"
-                  + ",".join(c.sequences))
+            print(f"{c.code}\tsub-{c.subject}\t{'ses-' + c.session if c.session else '-'}\t"
+                  f"{c.pma_label}\t{c.day_of_life}\t" + ",".join(c.sequences))
         return 0
     from weeke_pipeline.reading.importer import ImportProblem, import_cases
 

@@ -29,7 +29,7 @@ def run(args: argparse.Namespace) -> int:
     an.check_format(args.format)
     user = an.start(args)
     from weeke_pipeline.reading import audit
-    from weeke_pipeline.reading.exports import case_subjects, has_role, read_records
+    from weeke_pipeline.reading.exports import case_keys, case_subjects, has_role, read_records
     from weeke_pipeline.reading.services import get_form
 
     if args.with_subject_ids and not has_role(user, "coordinator"):
@@ -61,7 +61,7 @@ def run(args: argparse.Namespace) -> int:
     warnings: list[str] = []
     if args.metrics is not None:
         try:
-            der = dt.load(args.metrics, {s: c for c, s in subjects.items()})
+            der = dt.load(args.metrics, case_keys())
         except ValueError as exc:
             raise UsageError(str(exc)) from None
         warnings += der.warnings

@@ -63,7 +63,8 @@ def run(args: argparse.Namespace) -> int:
     if args.participant_label:
         cfg.subjects = [s.removeprefix("sub-") for s in args.participant_label]
     if args.atlas:
-        from weeke_pipeline.atlas.selection import DHCP_AUTO, find_atlas
+        from weeke_pipeline.atlas.selection import DHCP_AUTO
+        from weeke_pipeline.resources import find_atlas
 
         found = [a if a == DHCP_AUTO else str(find_atlas(a)) for a in args.atlas]
         if len(found) == 1 and found[0] != DHCP_AUTO:

@@ -17,6 +17,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     st.add_argument("--reader-sequences", metavar="LIST",
                     help="sequences shown to readers and adjudicators, comma separated, from "
                     "T1w,T2w,ADC,FA (default T1w,T2w,ADC; add FA for a fourth linked panel)")
+    st.add_argument("--read-sessions", metavar="LIST",
+                    help="imaging sessions (ses- labels) the study reads, comma separated, "
+                    "e.g. 1month; 'all' (default): every session is a case")
     st.add_argument("--hanging-protocol", metavar="ID@VERSION",
                     help="layout of the reading page, a definition under "
                     "scoring_forms/hanging_protocols/ (default neonatal-hie@1.0.0)")
@@ -31,10 +34,10 @@ def run(args: argparse.Namespace) -> int:
     setup(args)
     from weeke_pipeline.reading import study
 
-    if args.action == "show":
-        def text(value: object) -> str:
-            return ",".join(value) if isinstance(value, list) else str(value)
+    def text(value: object) -> str:
+        return (",".join(value) or "all") if isinstance(value, list) else str(value)
 
+    if args.action == "show":
         for key, default in study.DEFAULTS.items():
             value = study.get(key)
             note = " (default)" if value == default else f" (default {text(default)})"
@@ -46,16 +49,18 @@ def run(args: argparse.Namespace) -> int:
         return 0
     from weeke_pipeline.reading.services import ReadingError
 
-    if args.reader_sequences is None and args.hanging_protocol is None:
-        raise UsageError("give --reader-sequences and/or --hanging-protocol")
+    changes = [(study.READER_SEQUENCES, args.reader_sequences),
+               (study.READ_SESSIONS, args.read_sessions),
+               (study.HANGING_PROTOCOL, args.hanging_protocol)]
+    changes = [(k, v) for k, v in changes if v is not None]
+    if not changes:
+        raise UsageError("name a setting to change: --reader-sequences, --read-sessions or "
+                         "--hanging-protocol")
     user = coordinator(args.by)
-    try:
-        if args.reader_sequences is not None:
-            study.set_reader_sequences(user, args.reader_sequences, args.reason)
-            print("reader-sequences " + ",".join(study.reader_sequences()))
-        if args.hanging_protocol is not None:
-            study.set_setting(user, study.HANGING_PROTOCOL, args.hanging_protocol, args.reason)
-            print("hanging-protocol " + study.hanging_protocol())
-    except ReadingError as exc:
-        raise UsageError(str(exc)) from exc
+    for key, value in changes:
+        try:
+            study.set_setting(user, key, value, args.reason)
+        except ReadingError as exc:
+            raise UsageError(str(exc)) from exc
+        print(f"{key.replace('_', '-')} {text(study.get(key))}")
     return 0

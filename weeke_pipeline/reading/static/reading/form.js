@@ -10,6 +10,8 @@ import * as clock from "./timing.js";
 const form = config.form;
 const csrf = document.querySelector("#weeke-form [name=csrfmiddlewaretoken]").value;
 const $ = (sel, root = document) => root.querySelector(sel);
+// Enter in a field must not submit the form (a handler here: the CSP forbids inline ones)
+$("#weeke-form").addEventListener("submit", (e) => e.preventDefault());
 const state = { version: config.version, status: config.status, revising: false,
                 dirty: false, saving: null, scoreSeq: 0 };
 
