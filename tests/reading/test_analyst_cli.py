@@ -204,7 +204,7 @@ def test_subject_ids_only_for_a_coordinator(scored, tmp_path, capsys):
                        "--as-user", "coord")
     assert rc == 0, err
     cons = read_tsv(out / "consensus.tsv")
-    assert list(cons.columns[:2]) == ["reading_code", "subject"]
+    assert list(cons.columns[:3]) == ["reading_code", "subject", "session"]  # a case's scan
     assert dict(zip(cons.reading_code, cons.subject, strict=True)) == {
         scored["shared"].code: scored["shared"].subject,
         scored["other"].code: scored["other"].subject}
@@ -534,3 +534,18 @@ def test_cli_defaults_match_the_library():
 
     assert _analyst.N_BOOT == agreement.DEFAULT_N_BOOT
     assert _analyst.SEED == agreement.DEFAULT_SEED == tables.DEFAULT_SEED
+
+
+def test_unblind_warns_when_a_subject_has_cases_of_two_sessions(scored, tmp_path, capsys):
+    """A case is one subject and session: a subject read at two sessions is two cases, and
+    the summary by arm would count that infant twice. Said, not hidden."""
+    from weeke_pipeline.reading import services
+    from weeke_pipeline.reading.models import Case
+
+    Case.objects.create(code="WK-AAAAAA", subject=scored["shared"].subject, session="3month")
+    services.set_lock(scored["users"]["coord"], True, "final analysis")
+    alloc = _allocation(tmp_path / "alloc.tsv", scored)
+    rc, stdout, err = weeke(capsys, _data(), "unblind", "--allocation", str(alloc), "--out",
+                            str(tmp_path / "u"), "--n-boot", "50", "--as-user", "coord")
+    assert rc == 0, err
+    assert "1 subject(s) have cases of several sessions" in stdout

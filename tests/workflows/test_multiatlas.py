@@ -208,15 +208,16 @@ def test_dhcp_auto_names_the_missing_column_or_participant(tmp_path: Path) -> No
 
 def test_run_options_and_specification_for_several_atlases(tmp_path: Path) -> None:
     spec = tmp_path / "spec.toml"
-    spec.write_text('input_dir = "x"\natlases = ["a1", "dhcp-auto"]\nlabel_fusion = "majority"\n')
+    spec.write_text('[inputs]\ninput_dir = "x"\n[registration]\natlases = ["a1", "dhcp-auto"]\n'
+                    'label_fusion = "majority"\n')
     (tmp_path / "a1").mkdir()
     cfg = RunConfig.from_toml(spec)
     assert cfg.atlases == [str(tmp_path / "a1"), "dhcp-auto"]
     assert cfg.label_fusion == "majority" and cfg.atlas_list == cfg.atlases
-    spec.write_text('input_dir = "x"\natlas = "a1"\natlases = ["a1"]\n')
+    spec.write_text('[registration]\natlas = "a1"\natlases = ["a1"]\n')
     with pytest.raises(ConfigError, match="either atlas"):
         RunConfig.from_toml(spec)
-    spec.write_text('input_dir = "x"\nlabel_fusion = "staple"\n')
+    spec.write_text('[registration]\nlabel_fusion = "staple"\n')
     with pytest.raises(ConfigError, match="label_fusion"):
         RunConfig.from_toml(spec)
     assert RunConfig(atlas="x").atlas_list == ["x"] and RunConfig().atlas_list == []

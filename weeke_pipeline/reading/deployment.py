@@ -34,14 +34,15 @@ PROXY_HEADERS = frozenset({"x-forwarded-for", "x-forwarded-proto", "x-forwarded-
 #: Content-Security-Policy of every response (django-csp's format). No inline script or style,
 #: no eval, nothing from another origin, no framing. NiiVue needs only ``'self'`` for its module
 #: scripts and ``fetch`` of the case images; WebAssembly compilation (``'wasm-unsafe-eval'``)
-#: stays blocked (its WASM decoders are for formats the app never serves: NIfTI only).
-#: ``data:``/``blob:`` images: NiiVue's font atlas and canvas screenshots.
+#: stays blocked (not needed for the gzipped NIfTI images the app serves: Chromium reports no
+#: violation while the viewers load, tests/reading/test_reading_https.py).
+#: ``data:`` images: NiiVue's font atlas (without it no viewer loads: checked in Chromium).
 CONTENT_SECURITY_POLICY: dict[str, Any] = {
     "DIRECTIVES": {
         "default-src": [NONE],
         "script-src": [SELF],
         "style-src": [SELF],
-        "img-src": [SELF, "data:", "blob:"],
+        "img-src": [SELF, "data:"],
         "connect-src": [SELF],
         "font-src": [SELF],
         "form-action": [SELF],

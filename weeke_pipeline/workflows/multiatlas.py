@@ -13,6 +13,7 @@ from nipype.interfaces import utility as niu
 from nipype.pipeline import engine as pe
 
 from weeke_pipeline.interfaces.multiatlas import FuseLabels, PropagateAtlas
+from weeke_pipeline.workflows.nodes import seed_kwargs
 
 #: peak memory (GB) of one atlas registration and of the fusion (5 atlases, 1 mm subject)
 MEM_GB = {"atlas_reg": 0.6, "fusion": 0.8}
@@ -44,7 +45,7 @@ def _as_list_dict(names: list[str], files: list[list[str]]) -> dict[str, list[st
 
 def init_multiatlas_wf(*, atlases: list[AtlasFiles], preset: str = "fast",
                        label_fusion: str = "jlf", patch_radius: int | None = None,
-                       search_radius: int | None = None,
+                       search_radius: int | None = None, seed: int | None = None,
                        name: str = "multiatlas_wf") -> pe.Workflow:
     """Propagate ``atlases`` (two or more) to the subject and fuse their labels.
 
@@ -84,7 +85,8 @@ def init_multiatlas_wf(*, atlases: list[AtlasFiles], preset: str = "fast",
     transforms.inputs.names = keys
     for k, (atlas, part) in enumerate(zip(atlases, parts, strict=True)):
         reg = pe.Node(PropagateAtlas(atlas_t2w=atlas.t2w, atlas_brain_mask=atlas.brain_mask,
-                                     atlas_labels=atlas.labels, preset=preset),
+                                     atlas_labels=atlas.labels, preset=preset,
+                                     **seed_kwargs(seed)),
                       name=f"atlas_reg_{part}", mem_gb=MEM_GB["atlas_reg"])
         wf.connect([
             (inputnode, reg, [("t2w", "t2w")]),

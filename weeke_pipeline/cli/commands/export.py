@@ -72,7 +72,9 @@ def run(args: argparse.Namespace) -> int:
     redcap = tb.redcap_records(cons, form)
     redcap_dd = tb.redcap_data_dictionary(form)
     if args.with_subject_ids:
-        out_tables = [(n, tb.insert_subjects(t, subjects), tb.with_subject_entry(d), e)
+        sessions = {c: ses for (_, ses), c in case_keys().items()}  # code -> session
+        out_tables = [(n, tb.insert_subjects(t, subjects, sessions),
+                       tb.with_subject_entry(d, session=True), e)
                       for n, t, d, e in out_tables]
         redcap.insert(1, "subject", redcap["reading_code"].map(subjects))
         row = {c: "" for c in redcap_dd.columns}
@@ -96,7 +98,7 @@ def run(args: argparse.Namespace) -> int:
             rows[name] = len(table)
         for name, table in (("redcap_import", redcap), ("redcap_data_dictionary", redcap_dd)):
             p = args.out / f"{name}.csv"
-            table.to_csv(p, index=False)
+            tb.neutralise_formulas(table).to_csv(p, index=False)
             files.append(p)
             rows[name] = len(table)
     finally:

@@ -95,6 +95,10 @@ def run(args: argparse.Namespace) -> int:
     behind = f", public URL {settings.WEEKE_PUBLIC_URL}" if settings.WEEKE_PUBLIC_URL else ""
     print(f"weeke reading app: http://{host}:{port}/  (data: {settings.WEEKE_DATA_DIR}{behind}; "
           "Ctrl-C to stop)", flush=True)
+    if (settings.WEEKE_PUBLIC_URL or "").startswith("https:") and not args.trusted_proxy:
+        print("note: --public-url https without --trusted-proxy: requests count as plain HTTP "
+              "here (no HSTS from the app) and every client has the proxy's address (one "
+              "shared login throttle); give the proxy's address", flush=True)
     try:
         server.run()
     except KeyboardInterrupt:

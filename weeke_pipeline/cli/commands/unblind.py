@@ -95,6 +95,11 @@ def run(args: argparse.Namespace) -> int:
     if unresolved:
         print(f"warning: {unresolved} case(s) have no resolved consensus: left out of the "
               "summary (listed in consensus_by_arm)")
+    repeated = int((subjects["subject"].value_counts() > 1).sum())
+    if repeated:  # a case is one subject and session
+        print(f"warning: {repeated} subject(s) have cases of several sessions: the summary and "
+              "comparison by arm count every case as one infant (study setting read_sessions "
+              "names the scan a trial reads)")
     print(f"unblinded {len(joined)} case(s) ({', '.join(f'{k}: {v}' for k, v in n_arm.items())})"
           f" -> {args.out} (recorded in the audit trail)")
     return 0
