@@ -1,10 +1,11 @@
 # Sourced by scripts/demo.sh and scripts/test.sh: create or reuse .venv and install the
-# project into it. Idempotent: reinstalls only when pyproject.toml changed.
+# project into it with every part (the `all` extra: pipeline and reading) plus EXTRAS.
+# Idempotent: reinstalls only when pyproject.toml changed.
 # Usage: . scripts/bootstrap.sh [EXTRAS]     (e.g. "test")
 set -euo pipefail
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 VENV="${WEEKE_VENV:-$ROOT/.venv}"
-EXTRAS="${1:-}"
+EXTRAS="all${1:+,$1}"
 PY="${PYTHON:-python3}"
 
 if ! "$PY" -c 'import sys; sys.exit(sys.version_info < (3, 11))' 2>/dev/null; then
@@ -31,8 +32,8 @@ fi
 STAMP="$VENV/.weeke-install-stamp"
 WANT="$(cat "$ROOT/pyproject.toml" | sha256sum | cut -c1-16)-${EXTRAS}"
 if [ ! -f "$STAMP" ] || [ "$(cat "$STAMP")" != "$WANT" ]; then
-  echo "installing weeke-pipeline${EXTRAS:+[$EXTRAS]} into $VENV (first run takes about a minute)" >&2
-  spec="$ROOT"; [ -n "$EXTRAS" ] && spec="$ROOT[$EXTRAS]"
+  echo "installing weeke-pipeline[$EXTRAS] into $VENV (first run takes about a minute)" >&2
+  spec="$ROOT[$EXTRAS]"
   "$VENV/bin/python" -m pip install -q -e "$spec"
   echo "$WANT" > "$STAMP"
 fi

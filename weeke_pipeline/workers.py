@@ -28,6 +28,8 @@ def usable_cpus() -> int:
 class InlineExecutor(Executor):
     """Runs each task at submission, in this process; returns a finished future."""
 
+    workers = 1
+
     def submit(self, fn: Callable[..., Any], /, *args: Any, **kwargs: Any) -> Future:
         f: Future = Future()
         try:
@@ -38,8 +40,8 @@ class InlineExecutor(Executor):
 
 
 def pool_size(pool: Executor) -> int:
-    """How many tasks ``pool`` runs at once."""
-    return int(getattr(pool, "_max_workers", 1))
+    """How many tasks ``pool`` (from :func:`worker_pool`) runs at once."""
+    return int(getattr(pool, "workers", 1))
 
 
 @contextlib.contextmanager
@@ -54,6 +56,7 @@ def worker_pool(workers: int | None) -> Iterator[Executor]:
         return
     ctx = multiprocessing.get_context("fork" if sys.platform.startswith("linux") else None)
     pool = ProcessPoolExecutor(max_workers=n, mp_context=ctx)
+    pool.workers = n  # type: ignore[attr-defined]  # its size (the executor keeps it private)
     try:
         yield pool
     except BaseException:

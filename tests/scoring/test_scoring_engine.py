@@ -209,7 +209,7 @@ def test_items_left_out_are_missing_not_zero() -> None:
 
 
 def test_contract_example_result_shape() -> None:
-    """The example payload of SCORING_CONTRACT.md and the result keys the reading app reads."""
+    """The example payload of docs/scoring.md and the result keys the reading app reads."""
     payload = {"items": {"gm_thalamus": {"extent": 1, "laterality": 2},
                          "wm_corpus_callosum": {"extent": 1},
                          "gm_hippocampus": {"assessable": False, "reason": "motion"}},

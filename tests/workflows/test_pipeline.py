@@ -197,9 +197,9 @@ def test_run_refuses_a_missing_input(tmp_path: Path, capsys: pytest.CaptureFixtu
     assert cli.main(["run", str(tmp_path / "nope"), str(tmp_path)]) == 2
     assert "does not exist" in capsys.readouterr().err
     bad = tmp_path / "spec.toml"
-    bad.write_text('input_dir = "x"\nplugn = "Linear"\n')
+    bad.write_text('[inputs]\ninput_dir = "x"\n[execution]\nplugn = "Linear"\n')
     assert cli.main(["run", "--config", str(bad)]) == 2
-    assert "unknown key(s) plugn" in capsys.readouterr().err
+    assert "[execution] unknown key 'plugn'" in capsys.readouterr().err
 
 
 def test_shipped_run_specifications_parse() -> None:

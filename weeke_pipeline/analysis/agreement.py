@@ -1,7 +1,7 @@
 """Inter-rater agreement of Weeke reads: per item, per subscore and total (issue 6).
 
 Pure functions over pandas DataFrames; the database feeds them through the reads-long table
-(column conventions in :mod:`weeke_pipeline.analysis.tables` and ``docs/tables.md``).
+(column conventions in :mod:`weeke_pipeline.analysis.reads` and ``docs/tables.md``).
 
 Per item (ordinal item score 0..max, compared between read 1 and read 2 of each case):
 
@@ -47,8 +47,9 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from weeke_pipeline.constants import DEFAULT_SEED
+
 DEFAULT_N_BOOT = 2000
-DEFAULT_SEED = 20240601
 Z95 = 1.959963984540054
 
 
@@ -397,7 +398,7 @@ def score_agreement_table(reads_long: pd.DataFrame, form: Any = None) -> tuple[p
 
     Returns (figures, pairs): ``pairs`` has reading_code, score, read1, read2.
     """
-    from weeke_pipeline.analysis.tables import reads_wide
+    from weeke_pipeline.analysis.reads import reads_wide
 
     df = paired_reads(reads_long)
     wide = reads_wide(df, form=form)
@@ -481,7 +482,7 @@ def reading_time_table(reads_long_df: pd.DataFrame) -> pd.DataFrame:
 
 def reading_time_dictionary() -> dict[str, Any]:
     """Data dictionary of ``reading_time.tsv``."""
-    from weeke_pipeline.analysis.tables import _col
+    from weeke_pipeline.analysis.dictionaries import _col
 
     d = {"reader": _col("Reader pseudonym", "string"),
          "n_reads": _col("Signed reads with a recorded reading time", "integer", minimum=0)}

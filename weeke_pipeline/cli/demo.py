@@ -22,10 +22,11 @@ import logging
 from pathlib import Path
 
 from weeke_pipeline.atlas.bundle import load_atlas
+from weeke_pipeline.constants import DEFAULT_FORM
 from weeke_pipeline.resources import data_dir, default_atlas_dir
 from weeke_pipeline.scoring import load_form, score_items
 
-DEMO_FORM = "weeke-consensus-2025"
+DEMO_FORM = DEFAULT_FORM
 #: demo accounts (role, username); the demo password is printed, for trying the web app
 DEMO_USERS = (("coordinator", "coordinator"), ("reader", "reader1"), ("reader", "reader2"),
               ("adjudicator", "adjudicator"), ("analyst", "analyst"))

@@ -32,7 +32,7 @@ from __future__ import annotations
 
 import json
 import os
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -582,19 +582,3 @@ def read_metrics(tsv: str | os.PathLike[str]) -> pd.DataFrame:
     if missing:
         raise ValueError(f"{tsv}: metrics table lacks columns {sorted(missing)}")
     return df
-
-
-def group_table(tables: Iterable[pd.DataFrame | str | os.PathLike[str]], *,
-                wide: bool = False) -> pd.DataFrame:
-    """Metrics across subjects: the long tables stacked (default) or one row per subject with
-    a column ``<region>[_<hemisphere>]__<metric>`` (``wide=True``)."""
-    frames = [t if isinstance(t, pd.DataFrame) else read_metrics(t) for t in tables]
-    if not frames:
-        return pd.DataFrame(columns=list(COLUMNS))
-    long = pd.concat(frames, ignore_index=True)[list(COLUMNS)]
-    if not wide:
-        return long
-    hemi = long["hemisphere"].where(long["hemisphere"] != "midline", "")
-    col = long["region"] + np.where(hemi != "", "_" + hemi, "") + "__" + long["metric"]
-    w = long.assign(column=col).pivot(index="subject", columns="column", values="value")
-    return w.reset_index()

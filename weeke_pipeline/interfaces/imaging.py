@@ -27,6 +27,17 @@ def _opt(value: Any) -> Any:
     return value if isdefined(value) else None
 
 
+def _preset(inputs: Any) -> Any:
+    """The preset named by ``inputs.preset``, with ``inputs.random_seed`` when given."""
+    import dataclasses
+
+    from weeke_pipeline.imaging import registration as reg
+
+    preset = reg.load_preset(inputs.preset)
+    seed = _opt(inputs.random_seed)
+    return preset if seed is None else dataclasses.replace(preset, random_seed=int(seed))
+
+
 def _write_json(path: Path, doc: dict[str, Any]) -> str:
     path.write_text(json.dumps(doc, indent=2, default=str) + "\n", encoding="utf-8")
     return str(path)
@@ -42,6 +53,7 @@ class _WithinInputSpec(BaseInterfaceInputSpec):
     also_resample = InputMultiObject(File(exists=True), desc="images on the moving grid to"
                                      " resample with the same transform (e.g. ADC after b0)")
     name = traits.Str("moving", usedefault=True, desc="label used in output names")
+    random_seed = traits.Int(desc="the run's seed, in place of the preset's random_seed")
 
 
 class _WithinOutputSpec(TraitedSpec):
@@ -62,7 +74,7 @@ class RegisterWithinSubject(SimpleInterface):
 
         prefix = os.path.join(runtime.cwd, f"{self.inputs.name}_to-T2w_")
         res = reg.register_within_subject(
-            self.inputs.t2w, self.inputs.moving, prefix, preset=self.inputs.preset,
+            self.inputs.t2w, self.inputs.moving, prefix, preset=_preset(self.inputs),
             exclusion_mask=_opt(self.inputs.exclusion_mask),
             brain_mask=_opt(self.inputs.brain_mask))
         resampled = []
@@ -84,6 +96,7 @@ class _AtlasInputSpec(BaseInterfaceInputSpec):
     preset = traits.Str("fast", usedefault=True, desc="preset name or TOML path")
     exclusion_mask = File(exists=True, desc="subject-space injury mask left out of the metric")
     n4 = traits.Enum(None, True, False, usedefault=True, desc="override the preset's N4 choice")
+    random_seed = traits.Int(desc="the run's seed, in place of the preset's random_seed")
 
 
 class _AtlasOutputSpec(TraitedSpec):
@@ -110,7 +123,7 @@ class AtlasToSubject(SimpleInterface):
         prefix = os.path.join(runtime.cwd, "from-T2w_to-atlas_")
         res = reg.atlas_to_subject(
             self.inputs.t2w, self.inputs.atlas_t2w, self.inputs.atlas_brain_mask, prefix,
-            atlas_labels=_opt(self.inputs.atlas_labels), preset=self.inputs.preset,
+            atlas_labels=_opt(self.inputs.atlas_labels), preset=_preset(self.inputs),
             exclusion_mask=_opt(self.inputs.exclusion_mask), n4_correct=self.inputs.n4)
         r = res.registration
         self._results.update(
@@ -120,34 +133,6 @@ class AtlasToSubject(SimpleInterface):
             report=_write_json(Path(prefix + "registration.json"), r.to_dict()))
         if res.labels:
             self._results["labels"] = res.labels
-        return runtime
-
-
-class _WarpLabelsInputSpec(BaseInterfaceInputSpec):
-    labels = File(exists=True, mandatory=True, desc="label map to resample")
-    reference = File(exists=True, mandatory=True, desc="target grid")
-    transforms = InputMultiObject(File(exists=True), mandatory=True)
-    invert = traits.List(traits.Bool, desc="whichtoinvert, one per transform")
-    out_name = traits.Str("labels_resampled.nii.gz", usedefault=True)
-
-
-class _WarpLabelsOutputSpec(TraitedSpec):
-    out_file = File(exists=True)
-
-
-class WarpLabels(SimpleInterface):
-    """Label map through transforms with label-preserving (genericLabel) interpolation."""
-
-    input_spec = _WarpLabelsInputSpec
-    output_spec = _WarpLabelsOutputSpec
-
-    def _run_interface(self, runtime):
-        from weeke_pipeline.imaging import registration as reg
-
-        out = os.path.join(runtime.cwd, self.inputs.out_name)
-        reg.warp_labels(self.inputs.labels, self.inputs.reference, self.inputs.transforms,
-                        _opt(self.inputs.invert) or None, out=out)
-        self._results["out_file"] = out
         return runtime
 
 
@@ -203,10 +188,8 @@ class _QCInputSpec(BaseInterfaceInputSpec):
     brain_mask = File(exists=True)
     t1w = File(exists=True, desc="T1w in T2w space")
     adc = File(exists=True, desc="ADC in T2w space")
-    registration_reports = traits.Dict(traits.Str, File(exists=True),
-                                       desc="name -> registration JSON (to_atlas, T1w, ADC)")
-    # the same reports one by one: a workflow connects them straight from the registration
-    # nodes, so QC starts as soon as the last registration ends (no collecting step between)
+    # the registration reports one by one: a workflow connects them straight from the
+    # registration nodes, so QC starts as soon as the last registration ends
     report_to_atlas = File(exists=True, desc="atlas registration JSON")
     report_t1w = File(exists=True, desc="T1w -> T2w registration JSON")
     report_adc = File(exists=True, desc="b0/ADC -> T2w registration JSON")
@@ -232,7 +215,7 @@ class SubjectQC(SimpleInterface):
     def _run_interface(self, runtime):
         from weeke_pipeline.imaging import qc
 
-        files = dict(_opt(self.inputs.registration_reports) or {})
+        files = {}
         for key, trait in (("to_atlas", "report_to_atlas"), ("T1w", "report_t1w"),
                            ("ADC", "report_adc")):
             if _opt(getattr(self.inputs, trait)):

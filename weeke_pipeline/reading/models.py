@@ -75,7 +75,7 @@ class ReadBase(models.Model):
     form_version = models.CharField(max_length=32)
     form_sha256 = models.CharField(max_length=64)
     status = models.CharField(max_length=8, choices=STATUS, default=DRAFT)
-    #: the score-engine payload {"items": {...}} (see SCORING_CONTRACT)
+    #: the score-engine payload {"items": {...}} (see docs/scoring.md)
     items = models.JSONField(default=dict)
     #: optimistic concurrency: each save must name the version it edited
     version = models.PositiveIntegerField(default=1)

@@ -13,6 +13,7 @@ from django.db import transaction
 from django.db.models import Count, F
 from django.utils import timezone
 
+from weeke_pipeline.constants import DEFAULT_FORM
 from weeke_pipeline.reading import audit, study
 from weeke_pipeline.reading.errors import Conflict, Forbidden, ReadingError, ensure_unlocked
 from weeke_pipeline.reading.errors import Locked as Locked  # services.Locked, as before
@@ -25,8 +26,8 @@ from weeke_pipeline.reading.models import (
     ReaderAssignment,
     ReadRevision,
 )
+from weeke_pipeline.scoring import compare
 
-DEFAULT_FORM = "weeke-consensus-2025"
 READS_PER_CASE = 2
 MAX_REASON = 500
 ITEM_KEYS = {"extent", "laterality", "assessable", "reason"}
@@ -233,14 +234,9 @@ def revise(obj: ReadBase, user: Any, payload: Any, reason: str, password: str,
     return score_response(obj, form, items)
 
 
-def _comparable(items: dict[str, Any]) -> dict[str, tuple[Any, ...]]:
-    return {k: (v.get("assessable", True), v.get("extent"), v.get("laterality"))
-            for k, v in items.get("items", {}).items()}
-
-
 def differing_items(a: Read, b: Read) -> list[str]:
-    ca, cb = _comparable(a.items), _comparable(b.items)
-    return sorted(k for k in set(ca) | set(cb) if ca.get(k) != cb.get(k))
+    """Items on which two reads differ (:func:`weeke_pipeline.scoring.compare.differing_items`)."""
+    return compare.differing_items(a.items.get("items", {}), b.items.get("items", {}))
 
 
 def signed_reads(case: Case) -> list[Read]:
@@ -263,7 +259,7 @@ def get_or_create_adjudication(case: Case, user: Any) -> Adjudication:
     form = get_form(reads[0].form_id, reads[0].form_version)
     # start from the items both readers agree on
     a, b = reads[0].items.get("items", {}), reads[1].items.get("items", {})
-    ca, cb = _comparable({"items": a}), _comparable({"items": b})
+    ca, cb = compare.comparable(a), compare.comparable(b)
     agreed = {k: v for k, v in a.items() if k in cb and ca[k] == cb[k]}
     with transaction.atomic():
         adj = Adjudication.objects.create(case=case, adjudicator=user, items={"items": agreed},

@@ -1,4 +1,4 @@
-"""Scoring forms and the score engine (contract: SCORING_CONTRACT.md, docs/scoring.md).
+"""Scoring forms and the score engine (contract: docs/scoring.md, "Python API").
 
     from weeke_pipeline.scoring import load_form, list_forms, score_items, ScoringError, FormError
 """

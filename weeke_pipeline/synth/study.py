@@ -40,6 +40,7 @@ from scipy import ndimage
 
 from weeke_pipeline.atlas import phantom as ph
 from weeke_pipeline.atlas.regions import BY_INDEX, label_index
+from weeke_pipeline.constants import DEFAULT_FORM
 from weeke_pipeline.nifti import save_nifti
 from weeke_pipeline.synth.dicom_writer import (
     AxialGrid,
@@ -567,7 +568,7 @@ def generate_subject(out_dir: Path, subject: str, *, seed: int, number: int, pat
                 label_index(inj.region, inj.hemisphere)].weeke_item}
             for i, inj in enumerate(injuries, start=1)
         ],
-        "weeke": {"form": "weeke-consensus-2025", "items": weeke_truth(injuries, labels)},
+        "weeke": {"form": DEFAULT_FORM, "items": weeke_truth(injuries, labels)},
         "geometry": {"template_to_subject": geom.matrix.round(6).tolist()},
     }
     (truth / f"sub-{subject}_truth.json").write_text(json.dumps(truth_doc, indent=2) + "\n")

@@ -6,11 +6,11 @@ from nipype.interfaces import utility as niu
 from nipype.pipeline import engine as pe
 
 from weeke_pipeline.interfaces.imaging import AtlasToSubject, RegisterWithinSubject
-from weeke_pipeline.workflows.nodes import MEM_GB, as_list
+from weeke_pipeline.workflows.nodes import MEM_GB, as_list, seed_kwargs
 
 
 def init_anat_reg_wf(*, atlas_t2w: str, atlas_brain_mask: str, atlas_labels: str,
-                     preset: str = "fast", has_t1w: bool = False,
+                     preset: str = "fast", seed: int | None = None, has_t1w: bool = False,
                      name: str = "anat_reg_wf") -> pe.Workflow:
     """Register the atlas to the subject's T2w (the reference space) and the T1w to the T2w.
 
@@ -23,6 +23,8 @@ def init_anat_reg_wf(*, atlas_t2w: str, atlas_brain_mask: str, atlas_labels: str
         the atlas bundle's T2w template, brain mask and label image
     preset
         registration preset name or TOML path
+    seed
+        the registrations' random seed (default: the preset's)
     has_t1w
         whether the session has a T1w (else no T1w node and its outputs stay undefined)
     name
@@ -56,7 +58,8 @@ def init_anat_reg_wf(*, atlas_t2w: str, atlas_brain_mask: str, atlas_labels: str
         "labels", "brain_mask", "atlas_report", "atlas_transforms", "t1w", "t1w_report",
         "t1w_transforms"]), name="outputnode")
     atlas_reg = pe.Node(AtlasToSubject(atlas_t2w=atlas_t2w, atlas_brain_mask=atlas_brain_mask,
-                                       atlas_labels=atlas_labels, preset=preset),
+                                       atlas_labels=atlas_labels, preset=preset,
+                                       **seed_kwargs(seed)),
                         name="atlas_reg", mem_gb=MEM_GB["atlas_reg"])
     wf.connect([
         (inputnode, atlas_reg, [("t2w", "t2w")]),
@@ -65,7 +68,8 @@ def init_anat_reg_wf(*, atlas_t2w: str, atlas_brain_mask: str, atlas_labels: str
                                  ("forward_transforms", "atlas_transforms")]),
     ])
     if has_t1w:
-        t1w_reg = pe.Node(RegisterWithinSubject(name="T1w", preset=preset), name="t1w_reg",
+        t1w_reg = pe.Node(RegisterWithinSubject(name="T1w", preset=preset, **seed_kwargs(seed)),
+                          name="t1w_reg",
                           mem_gb=MEM_GB["rigid"])
         wf.connect([
             (inputnode, t1w_reg, [("t2w", "t2w"), ("t1w", "moving")]),

@@ -8,11 +8,11 @@ from nipype.pipeline import engine as pe
 from weeke_pipeline.interfaces.bids import ExtractB0, TensorMapsToT2w
 from weeke_pipeline.interfaces.dti import DTIFit
 from weeke_pipeline.interfaces.imaging import RegisterWithinSubject
-from weeke_pipeline.workflows.nodes import MEM_GB, as_list, dict_node, first
+from weeke_pipeline.workflows.nodes import MEM_GB, as_list, dict_node, first, seed_kwargs
 
 
 def init_dwi_wf(*, has_dwi: bool, has_adc: bool, dti: bool = True, preset: str = "fast",
-                name: str = "dwi_wf") -> pe.Workflow:
+                seed: int | None = None, name: str = "dwi_wf") -> pe.Workflow:
     """Bring the session's diffusion data onto the T2w grid.
 
     With a DWI: the mean b=0 is registered rigidly to the T2w (within the atlas brain mask) and
@@ -29,6 +29,8 @@ def init_dwi_wf(*, has_dwi: bool, has_adc: bool, dti: bool = True, preset: str =
         fit the diffusion tensor when there is a DWI
     preset
         registration preset name or TOML path
+    seed
+        the registrations' random seed (default: the preset's)
     name
         workflow name
 
@@ -68,7 +70,8 @@ def init_dwi_wf(*, has_dwi: bool, has_adc: bool, dti: bool = True, preset: str =
         "tensor_figures", "tensor_qc"]), name="outputnode")
     if has_dwi:
         b0 = pe.Node(ExtractB0(), name="b0")
-        b0_reg = pe.Node(RegisterWithinSubject(name="b0", preset=preset), name="b0_reg",
+        b0_reg = pe.Node(RegisterWithinSubject(name="b0", preset=preset, **seed_kwargs(seed)),
+                         name="b0_reg",
                          mem_gb=MEM_GB["rigid"])
         wf.connect([
             (inputnode, b0, [("dwi", "dwi"), ("bval", "bval")]),
@@ -106,7 +109,8 @@ def init_dwi_wf(*, has_dwi: bool, has_adc: bool, dti: bool = True, preset: str =
                 (b0_reg, outputnode, [(("resampled", first), "adc")]),
             ])
     elif has_adc:
-        adc_reg = pe.Node(RegisterWithinSubject(name="ADC", preset=preset), name="adc_reg",
+        adc_reg = pe.Node(RegisterWithinSubject(name="ADC", preset=preset, **seed_kwargs(seed)),
+                          name="adc_reg",
                           mem_gb=MEM_GB["rigid"])
         wf.connect([
             (inputnode, adc_reg, [("t2w", "t2w"), ("adc", "moving"),

@@ -31,6 +31,11 @@ def dict_node(name: str, fields: list[str]) -> pe.Node:
     return node
 
 
+def seed_kwargs(seed: int | None) -> dict[str, int]:
+    """Keyword arguments of a registration interface for ``seed`` (none: the preset's)."""
+    return {} if seed is None else {"random_seed": int(seed)}
+
+
 def as_list(value):
     """Edge function: ``value`` -> ``[value]``."""
     return [value]

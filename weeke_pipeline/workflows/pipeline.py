@@ -157,11 +157,23 @@ def _dataset_description(deriv: Path, atlas_name: str) -> None:
     }, indent=2) + "\n")
 
 
-def _provenance(cfg: RunConfig, *, atlas: Any = None, preset: Any = None) -> dict[str, Any]:
+def run_preset(cfg: RunConfig) -> Any:
+    """The registration preset of the run, with the run's seed (``[registration] seed``);
+    an unknown name or unreadable file is a :class:`ConfigError`."""
+    import dataclasses
+
     from weeke_pipeline.imaging.registration import load_preset
 
+    try:
+        preset = load_preset(cfg.preset)
+    except ValueError as exc:
+        raise ConfigError(f"[registration] preset: {exc}") from None
+    return dataclasses.replace(preset, random_seed=cfg.seed)
+
+
+def _provenance(cfg: RunConfig, *, atlas: Any = None, preset: Any = None) -> dict[str, Any]:
     atlas = atlas or load_atlas(cfg.atlas or default_atlas_dir())
-    preset = preset or load_preset(cfg.preset)
+    preset = preset or run_preset(cfg)
     return {"atlas": atlas.name, "atlas_version": atlas.version,
             "registration_preset": preset.to_dict(), "form": cfg.form}
 
@@ -171,11 +183,10 @@ def build_workflow(cfg: RunConfig, sessions: list[SubjectInputs], *, deriv: Path
     """The Nipype graph with one sub-workflow per session."""
     from nipype.pipeline import engine as pe
 
-    from weeke_pipeline.imaging.registration import load_preset
     from weeke_pipeline.workflows.subject import init_subject_wf
 
     atlas = load_atlas(cfg.atlas or default_atlas_dir())
-    preset = load_preset(cfg.preset)
+    preset = run_preset(cfg)
     wf = pe.Workflow(name="weeke_wf", base_dir=str(work))
     wf.config["execution"] = {
         "hash_method": "content", "crashfile_format": "txt", "stop_on_first_crash": "false",
@@ -191,7 +202,7 @@ def build_workflow(cfg: RunConfig, sessions: list[SubjectInputs], *, deriv: Path
             atlas_brain_mask=str(atlas.image("brain_mask")), atlas_labels=str(atlas.image("dseg")),
             derivatives_dir=str(deriv), run_config=cfg.to_toml(provenance),
             has_t1w=s.t1w is not None, has_dwi=s.dwi is not None, has_adc=s.adc is not None,
-            preset=cfg.preset, adc_thresholds=tuple(cfg.adc_thresholds),
+            preset=cfg.preset, seed=cfg.seed, adc_thresholds=tuple(cfg.adc_thresholds),
             reference_tissue=cfg.reference_tissue, dti=cfg.dti,
             atlas_label_table=str(atlas.path / "labels.tsv"),
             atlas_notice=phantom_notice(atlas.meta, s.t2w),
@@ -297,6 +308,8 @@ def run_pipeline(cfg: RunConfig, *, progress: bool = False) -> RunSummary:
 
     if not cfg.input_dir or not Path(cfg.input_dir).exists():
         raise ConfigError(f"input folder {cfg.input_dir or '(none)'} does not exist")
+    cfg.validate()
+    run_preset(cfg)  # an unknown preset is a usage error before any work
     out = Path(cfg.output_dir).resolve()
     rawdata, deriv = out / "rawdata", out / DERIVATIVES
     work = Path(cfg.work_dir).resolve() if cfg.work_dir else out / "work"

@@ -17,6 +17,7 @@ from weeke_pipeline.workflows.outputs import init_ds_subject_wf
 def init_subject_wf(*, subject: str, session: str, atlas_t2w: str, atlas_brain_mask: str,
                     atlas_labels: str, derivatives_dir: str, run_config: str,
                     has_t1w: bool, has_dwi: bool, has_adc: bool, preset: str = "fast",
+                    seed: int | None = None,
                     adc_thresholds: tuple[float, ...] = (800.0, 1000.0),
                     reference_tissue: str = "cerebellum", dti: bool = True,
                     atlas_label_table: str | None = None, atlas_notice: str = "",
@@ -35,6 +36,8 @@ def init_subject_wf(*, subject: str, session: str, atlas_t2w: str, atlas_brain_m
         which images the session has (the T2w is required)
     preset
         registration preset name or TOML path
+    seed
+        the registrations' random seed (default: the preset's)
     adc_thresholds, reference_tissue
         region metrics options (:mod:`weeke_pipeline.imaging.metrics`)
     dti
@@ -63,7 +66,8 @@ def init_subject_wf(*, subject: str, session: str, atlas_t2w: str, atlas_brain_m
     outputnode = pe.Node(niu.IdentityInterface(fields=["out_dir", "qc_status"]),
                          name="outputnode")
     anat_wf = init_anat_reg_wf(atlas_t2w=atlas_t2w, atlas_brain_mask=atlas_brain_mask,
-                               atlas_labels=atlas_labels, preset=preset, has_t1w=has_t1w)
+                               atlas_labels=atlas_labels, preset=preset, seed=seed,
+                               has_t1w=has_t1w)
     metrics = pe.Node(RegionMetrics(subject=subject, adc_thresholds=list(adc_thresholds),
                                     reference=reference_tissue), name="metrics",
                       mem_gb=MEM_GB["metrics"])
@@ -100,7 +104,7 @@ def init_subject_wf(*, subject: str, session: str, atlas_t2w: str, atlas_brain_m
                               ("outputnode.t1w_transforms", "inputnode.t1w_transforms")]),
         ])
     if has_dwi or has_adc:
-        dwi_wf = init_dwi_wf(has_dwi=has_dwi, has_adc=has_adc, dti=dti, preset=preset)
+        dwi_wf = init_dwi_wf(has_dwi=has_dwi, has_adc=has_adc, dti=dti, preset=preset, seed=seed)
         wf.connect([
             (inputnode, dwi_wf, [("t2w", "inputnode.t2w"), ("dwi", "inputnode.dwi"),
                                  ("bval", "inputnode.bval"), ("bvec", "inputnode.bvec"),

@@ -9,13 +9,14 @@ from pathlib import Path
 from typing import Any
 
 from weeke_pipeline.cli.commands._reading import add_db_arguments, setup
+from weeke_pipeline.constants import DEFAULT_SEED
 
 FORMATS = ("tsv", "csv", "parquet")
 MANIFEST = "manifest.json"
 #: defaults of agreement.DEFAULT_N_BOOT and DEFAULT_SEED, repeated here so `weeke --help`
 #: does not import numpy/pandas (tests/reading/test_analyst_cli.py checks they match)
 N_BOOT = 2000
-SEED = 20240601
+SEED = DEFAULT_SEED
 
 
 def add_common(parser: argparse.ArgumentParser, *, out_help: str) -> None:
