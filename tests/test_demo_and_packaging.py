@@ -59,6 +59,7 @@ def test_wheel_carries_the_data_folders(tmp_path: Path) -> None:
                      "weeke_pipeline/_data/sample_data/sub-01/truth/sub-01_truth.json",
                      "weeke_pipeline/_data/workflows/default.toml",
                      "weeke_pipeline/_data/workflows/registration/fast.toml",
+                     "weeke_pipeline/imaging/templates/qc_report.html",
                      "weeke_pipeline/reading/static/vendor/niivue/index.js"):
         assert required in names, required
     assert any(n.startswith("weeke_pipeline/_data/sample_data/sub-02/dicom/") for n in names)

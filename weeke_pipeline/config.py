@@ -76,7 +76,8 @@ class RunConfig:
     reference_tissue: str = field(default="cerebellum", metadata=METRICS)
     dti: bool = field(default=True, metadata=METRICS)  # tensor fit when a DWI has 6+ directions
     form: str = field(default=DEFAULT_FORM, metadata=METRICS)
-    # [execution]: any Nipype plugin (Linear, MultiProc, SLURM, SGE, PBS...) and its arguments
+    # [execution]: a Nipype plugin (Linear, MultiProc, SLURM, SGE, PBS...) and its arguments,
+    # checked by execution.plugins.validate_plugin before any work
     plugin: str = field(default="MultiProc", metadata=EXECUTION)
     plugin_args: dict[str, Any] = field(default_factory=lambda: {"n_procs": 2}, metadata=EXECUTION)
 

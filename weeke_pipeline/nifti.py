@@ -1,8 +1,11 @@
-"""NIfTI writing with deterministic bytes and nothing identifying in the header."""
+"""NIfTI reading for the computing steps, and writing with deterministic bytes and nothing
+identifying in the header."""
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
+from typing import Any
 
 import nibabel as nib
 import numpy as np
@@ -25,3 +28,19 @@ def save_nifti(data: np.ndarray, affine: np.ndarray, path: Path | str, *,
     img.header.set_xyzt_units("mm", "sec")
     nib.save(img, path)
     return path
+
+
+def load_canonical(x: Any, what: str) -> tuple[np.ndarray, np.ndarray]:
+    """A 3D image (path or nibabel image) as an array in closest-canonical (RAS) orientation,
+    and its voxel sizes; a clear ``ValueError`` naming the file and ``what`` it is otherwise."""
+    try:
+        img = x if hasattr(x, "dataobj") else nib.load(os.fspath(x))
+        img = nib.as_closest_canonical(img)
+    except (OSError, ValueError, TypeError) as exc:
+        raise ValueError(f"{x}: cannot read {what}: {exc}") from None
+    arr = np.asanyarray(img.dataobj)
+    if arr.ndim == 4 and arr.shape[3] == 1:
+        arr = arr[..., 0]
+    if arr.ndim != 3:
+        raise ValueError(f"{x}: {what} must be 3D (got shape {arr.shape})")
+    return arr, np.asarray(img.header.get_zooms()[:3], float)

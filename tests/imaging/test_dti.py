@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 
 from weeke_pipeline.atlas.regions import BY_INDEX, label_index
-from weeke_pipeline.imaging import dti, dti_qc
+from weeke_pipeline.imaging import dti, qc_figures
 
 # ------------------------------------------------------------------------------ small unit tests
 
@@ -311,8 +311,8 @@ def test_fa_colour_figure_encodes_direction(tmp_path: Path) -> None:
     e1[:20] = (1.0, 0.0, 0.0)
     labels = np.zeros(fa.shape, dtype=np.int16)
     labels[5:15, 5:15] = 3
-    png = dti_qc.fa_colour_figure(fa, e1, mask, affine, tmp_path / "fa.png", labels=labels)
-    res = dti_qc.residual_figure(np.abs(e1[..., 0]) * 0.02, mask, affine, tmp_path / "r.png")
+    png = qc_figures.fa_colour_figure(fa, e1, mask, affine, tmp_path / "fa.png", labels=labels)
+    res = qc_figures.residual_figure(np.abs(e1[..., 0]) * 0.02, mask, affine, tmp_path / "r.png")
     import matplotlib.image as mpimg
 
     img = mpimg.imread(png)

@@ -9,7 +9,7 @@ import nibabel as nib
 import numpy as np
 
 from weeke_pipeline.atlas.regions import REGIONS
-from weeke_pipeline.imaging import qc
+from weeke_pipeline.imaging import qc, qc_report
 
 
 def _subject(tmp_path, *, drop_region: int | None = None):
@@ -90,7 +90,7 @@ def test_failed_subject_still_gets_a_report(tmp_path):
                              labels=tmp_path / "missing2.nii.gz",
                              brain_mask=tmp_path / "missing3.nii.gz")
     assert res2.status == "fail" and "missing.nii.gz" in Path(res2.report).read_text()
-    index = qc.write_group_index([res, res2], tmp_path / "qc" / "index.html")
+    index = qc_report.write_group_index([res, res2], tmp_path / "qc" / "index.html")
     text = index.read_text()
     assert "sub-02_qc.html" in text and "sub-03" in text
 

@@ -1,5 +1,6 @@
-"""Per-subject quality control: numbers, a pass/warn/fail flag with reasons, PNG figures and an
-HTML report that is written even when the subject failed (it then shows the error).
+"""Per-subject quality control: numbers, a pass/warn/fail flag with reasons, and
+:func:`run_subject_qc`, which adds the figures (:mod:`.qc_figures`) and the HTML report
+(:mod:`.qc_report`, written even when the subject failed: it then shows the error).
 
 Numbers (:func:`qc_numbers`):
 - ``brain_volume_ml`` = voxels in the brain mask x voxel volume / 1000.
@@ -20,7 +21,6 @@ The flag: ``fail`` if any FAIL rule holds, else ``warn`` if any WARN rule holds,
 
 from __future__ import annotations
 
-import html
 import json
 import os
 import shutil
@@ -32,6 +32,8 @@ from typing import Any
 import numpy as np
 
 from weeke_pipeline.atlas.regions import REGIONS, indices_for
+from weeke_pipeline.imaging import qc_figures, qc_report
+from weeke_pipeline.nifti import load_canonical as _load
 
 #: documented thresholds of the flag (units in the key names)
 THRESHOLDS: dict[str, float] = {
@@ -52,24 +54,6 @@ THRESHOLDS: dict[str, float] = {
 }
 
 _FIG_DPI = 90
-
-
-# --------------------------------------------------------------------------- loading
-def _load(x: Any, what: str) -> tuple[np.ndarray, np.ndarray]:
-    """Array in closest-canonical (RAS) orientation and the voxel sizes."""
-    import nibabel as nib
-
-    try:
-        img = x if hasattr(x, "dataobj") else nib.load(os.fspath(x))
-        img = nib.as_closest_canonical(img)
-    except (OSError, ValueError, TypeError) as exc:
-        raise ValueError(f"{x}: cannot read {what}: {exc}") from None
-    arr = np.asanyarray(img.dataobj)
-    if arr.ndim == 4 and arr.shape[3] == 1:
-        arr = arr[..., 0]
-    if arr.ndim != 3:
-        raise ValueError(f"{x}: {what} must be 3D (got shape {arr.shape})")
-    return arr, np.asarray(img.header.get_zooms()[:3], float)
 
 
 # --------------------------------------------------------------------------- numbers
@@ -201,154 +185,6 @@ def qc_flag(numbers: Mapping[str, Any], thresholds: Mapping[str, float] = THRESH
     return status, fails + warns
 
 
-# --------------------------------------------------------------------------- figures
-def _planes(shape: Sequence[int], center: Sequence[int] | None = None) -> list[tuple[str, Any]]:
-    c = [s // 2 for s in shape] if center is None else list(center)
-    return [("sagittal", (c[0], slice(None), slice(None))),
-            ("coronal", (slice(None), c[1], slice(None))),
-            ("axial", (slice(None), slice(None), c[2]))]
-
-
-def _center(mask: np.ndarray) -> list[int]:
-    idx = np.argwhere(mask)
-    return [int(v) for v in idx.mean(0)] if idx.size else [s // 2 for s in mask.shape]
-
-
-def _window(img: np.ndarray, sel: np.ndarray | None = None) -> tuple[float, float]:
-    vals = img[sel] if sel is not None and sel.any() else img[np.isfinite(img)]
-    vals = vals[np.isfinite(vals)]
-    if vals.size == 0:
-        return 0.0, 1.0
-    lo, hi = np.percentile(vals, [1, 99.5])
-    return float(lo), float(hi if hi > lo else lo + 1)
-
-
-def _figure(ncols: int, nrows: int = 1):
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    fig, axes = plt.subplots(nrows, ncols, figsize=(3.2 * ncols, 3.4 * nrows), squeeze=False)
-    fig.patch.set_facecolor("black")
-    for ax in axes.ravel():
-        ax.axis("off")
-    return plt, fig, axes
-
-
-def _show(ax: Any, sl: np.ndarray, aspect: float, **kw: Any) -> None:
-    ax.imshow(np.rot90(sl), aspect=aspect, interpolation="nearest", **kw)
-
-
-def _aspect(zooms: np.ndarray, plane: str) -> float:
-    ax = {"sagittal": (1, 2), "coronal": (0, 2), "axial": (0, 1)}[plane]
-    return float(zooms[ax[1]] / zooms[ax[0]])
-
-
-def plot_outline(t2w: Any, labels: Any, out_png: str | os.PathLike[str]) -> Path:
-    """Atlas label boundaries (skimage ``find_boundaries``) over the T2w, three planes."""
-    from skimage.segmentation import find_boundaries
-
-    img, zooms = _load(t2w, "T2w")
-    lab, _ = _load(labels, "label map")
-    lab = np.rint(lab).astype(np.int32)
-    c = _center(lab > 0)
-    vmin, vmax = _window(img, lab > 0)
-    plt, fig, axes = _figure(3)
-    for ax, (plane, sl) in zip(axes[0], _planes(img.shape, c), strict=True):
-        _show(ax, img[sl], _aspect(zooms, plane), cmap="gray", vmin=vmin, vmax=vmax)
-        edge = find_boundaries(lab[sl], mode="inner")
-        _show(ax, np.ma.masked_where(~edge, edge.astype(float)), _aspect(zooms, plane),
-              cmap="autumn", vmin=0, vmax=1, alpha=0.9)
-        ax.set_title(f"{plane}: atlas outline on T2w", color="w", fontsize=8)
-    return _save(plt, fig, out_png)
-
-
-def plot_overlay(t2w: Any, labels: Any, out_png: str | os.PathLike[str]) -> Path:
-    """Labels as a semi-transparent colour overlay on the T2w, three planes."""
-    img, zooms = _load(t2w, "T2w")
-    lab, _ = _load(labels, "label map")
-    lab = np.rint(lab).astype(np.int32)
-    c = _center(lab > 0)
-    vmin, vmax = _window(img, lab > 0)
-    plt, fig, axes = _figure(3)
-    for ax, (plane, sl) in zip(axes[0], _planes(img.shape, c), strict=True):
-        _show(ax, img[sl], _aspect(zooms, plane), cmap="gray", vmin=vmin, vmax=vmax)
-        ls = lab[sl]
-        _show(ax, np.ma.masked_where(ls == 0, ls), _aspect(zooms, plane), cmap="tab20",
-              vmin=1, vmax=max(r.index for r in REGIONS), alpha=0.45)
-        ax.set_title(f"{plane}: labels", color="w", fontsize=8)
-    return _save(plt, fig, out_png)
-
-
-def plot_alignment(t2w: Any, images: Mapping[str, Any], out_png: str | os.PathLike[str], *,
-                   brain_mask: Any | None = None) -> Path:
-    """T2w edges (Canny on the T2w slice) over each other image (T1w, ADC) in T2w space: a row
-    per image, three planes. Misalignment shows as edges off the anatomy."""
-    from skimage.feature import canny
-
-    ref, zooms = _load(t2w, "T2w")
-    mask = _load(brain_mask, "brain mask")[0] > 0 if brain_mask is not None else ref > 0
-    c = _center(mask)
-    rows = [(name, _load(x, name)[0]) for name, x in images.items() if x is not None]
-    plt, fig, axes = _figure(3, max(1, len(rows)))
-    rvmin, rvmax = _window(ref, mask)
-    for r, (name, arr) in enumerate(rows):
-        if arr.shape != ref.shape:
-            raise ValueError(f"{name} grid {arr.shape} differs from the T2w {ref.shape}")
-        vmin, vmax = _window(arr, mask)
-        for ax, (plane, sl) in zip(axes[r], _planes(ref.shape, c), strict=True):
-            _show(ax, arr[sl], _aspect(zooms, plane), cmap="gray", vmin=vmin, vmax=vmax)
-            scaled = np.clip((ref[sl] - rvmin) / (rvmax - rvmin), 0, 1)
-            edge = canny(scaled, sigma=1.5)
-            _show(ax, np.ma.masked_where(~edge, edge.astype(float)), _aspect(zooms, plane),
-                  cmap="cool", vmin=0, vmax=1, alpha=0.8)
-            ax.set_title(f"{plane}: T2w edges on {name}", color="w", fontsize=8)
-    return _save(plt, fig, out_png)
-
-
-def plot_adc_histogram(adc: Any, brain_mask: Any, out_png: str | os.PathLike[str], *,
-                       thresholds: Sequence[float] = (800.0, 1000.0)) -> Path:
-    """ADC in three planes and its histogram within the brain (10^-6 mm^2/s)."""
-    a, zooms = _load(adc, "ADC")
-    mask = _load(brain_mask, "brain mask")[0] > 0
-    c = _center(mask)
-    plt, fig, axes = _figure(4)
-    for ax, (plane, sl) in zip(axes[0][:3], _planes(a.shape, c), strict=True):
-        _show(ax, a[sl], _aspect(zooms, plane), cmap="gray", vmin=0, vmax=3000)
-        ax.set_title(f"{plane}: ADC", color="w", fontsize=8)
-    ax = axes[0][3]
-    ax.axis("on")
-    vals = a[mask]
-    vals = vals[np.isfinite(vals)]
-    ax.hist(vals, bins=100, range=(0, 3500), color="0.8")
-    for t in thresholds:
-        ax.axvline(t, color="tab:red", lw=1)
-    ax.set_xlabel("ADC (10$^{-6}$ mm$^2$/s)", color="w", fontsize=8)
-    ax.tick_params(colors="w", labelsize=7)
-    ax.set_title("brain ADC histogram", color="w", fontsize=8)
-    return _save(plt, fig, out_png, tight=True)
-
-
-def _save(plt: Any, fig: Any, out_png: str | os.PathLike[str], *, tight: bool = False) -> Path:
-    """Write the figure. Image panels (no axes) get fixed margins with room for one title
-    line per row; ``tight`` (panels with tick labels) asks matplotlib to lay it out, which
-    draws the figure once more (~0.2 s a figure)."""
-    out = Path(out_png)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    if tight:
-        fig.tight_layout()
-    else:
-        height = fig.get_figheight()
-        nrows = fig.axes[0].get_gridspec().nrows if fig.axes else 1
-        title = 0.25 / height  # a fontsize-8 title line (inches -> figure fraction)
-        fig.subplots_adjust(left=0.01, right=0.99, bottom=0.01, top=1 - title,
-                            wspace=0.03, hspace=title * nrows / (1 - title * nrows))
-    fig.savefig(out, dpi=_FIG_DPI, facecolor=fig.get_facecolor())
-    plt.close(fig)
-    return out
-
-
 # --------------------------------------------------------------------------- report
 @dataclass
 class QCResult:
@@ -361,68 +197,6 @@ class QCResult:
     json: str
     error: str | None = None
     figure_errors: dict[str, str] = field(default_factory=dict)
-
-
-def _fmt(v: Any) -> str:
-    if isinstance(v, float):
-        return "n/a" if not np.isfinite(v) else f"{v:.4g}"
-    if isinstance(v, list):
-        return ", ".join(map(str, v)) or "none"
-    return str(v)
-
-
-def write_report(out_html: str | os.PathLike[str], subject: str, *, status: str,
-                 reasons: Sequence[str], numbers: Mapping[str, Any],
-                 figures: Mapping[str, str], error: str | None = None,
-                 thresholds: Mapping[str, float] = THRESHOLDS,
-                 notices: Sequence[str] = ()) -> Path:
-    """One self-contained HTML page (figures linked relative to the page). Text is escaped."""
-    out = Path(out_html)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    e = html.escape
-    colour = {"pass": "#1b7f3b", "warn": "#b26b00", "fail": "#b00020"}.get(status, "#555")
-    rows = []
-    for k, v in numbers.items():
-        if k == "registration":
-            for name, r in v.items():
-                for when in ("similarity_before", "similarity_after"):
-                    for m, x in r.get(when, {}).items():
-                        rows.append((f"{name} {m} ({when.split('_')[1]})", _fmt(x)))
-        else:
-            rows.append((k, _fmt(v)))
-    table = "\n".join(f"<tr><th>{e(k)}</th><td>{e(v)}</td></tr>" for k, v in rows)
-    figs = "\n".join(
-        f'<figure><img src="{e(os.path.relpath(p, out.parent))}" alt="{e(name)}">'
-        f"<figcaption>{e(name)}</figcaption></figure>" for name, p in figures.items())
-    err = f"<h2>Error</h2><pre>{e(error)}</pre>" if error else ""
-    banner = "".join(f'<p class="notice">{e(n)}</p>' for n in notices)
-    reason_list = "".join(f"<li>{e(r)}</li>" for r in reasons) or "<li>all checks passed</li>"
-    thr = "".join(f"<tr><th>{e(k)}</th><td>{v:g}</td></tr>" for k, v in thresholds.items())
-    page = f"""<!DOCTYPE html>
-<html lang="en"><head><meta charset="utf-8"><title>QC {e(subject)}</title>
-<style>body{{font-family:sans-serif;margin:1.5em;max-width:1100px}}
-.flag{{display:inline-block;padding:.2em .8em;color:#fff;background:{colour};border-radius:4px;
-font-weight:bold}} table{{border-collapse:collapse}} th,td{{border:1px solid #ccc;
-padding:.2em .6em;text-align:left;font-size:.9em}} figure{{margin:1em 0}}
-img{{max-width:100%;background:#000}} pre{{background:#fee;padding:1em;white-space:pre-wrap}}
-.notice{{background:#b00020;color:#fff;padding:.8em;font-weight:bold}}
-</style></head><body>
-<h1>QC report: {e(subject)}</h1>
-{banner}
-<p>Status: <span class="flag">{e(status.upper())}</span></p>
-<ul>{reason_list}</ul>
-{err}
-<h2>Figures</h2>
-{figs or "<p>No figures (see error).</p>"}
-<h2>Numbers</h2>
-<table>{table}</table>
-<h2>Thresholds</h2>
-<details><summary>flag rules (weeke_pipeline.imaging.qc.THRESHOLDS)</summary><table>{thr}</table>
-</details>
-</body></html>
-"""
-    out.write_text(page, encoding="utf-8")
-    return out
 
 
 def run_subject_qc(subject: str, out_dir: str | os.PathLike[str], *, t2w: Any | None = None,
@@ -461,15 +235,15 @@ def run_subject_qc(subject: str, out_dir: str | os.PathLike[str], *, t2w: Any | 
                 error = f"{type(exc).__name__}: {exc}"
     if t2w is not None and labels is not None:
         jobs: list[tuple[str, Any]] = [
-            ("outline", lambda p: plot_outline(t2w, labels, p)),
-            ("labels", lambda p: plot_overlay(t2w, labels, p)),
+            ("outline", lambda p: qc_figures.plot_outline(t2w, labels, p)),
+            ("labels", lambda p: qc_figures.plot_overlay(t2w, labels, p)),
         ]
         others = {"T1w": t1w, "ADC": adc}
         if any(v is not None for v in others.values()):
-            jobs.append(("alignment", lambda p: plot_alignment(t2w, others, p,
+            jobs.append(("alignment", lambda p: qc_figures.plot_alignment(t2w, others, p,
                                                                brain_mask=brain_mask)))
         if adc is not None and brain_mask is not None:
-            jobs.append(("adc", lambda p: plot_adc_histogram(adc, brain_mask, p)))
+            jobs.append(("adc", lambda p: qc_figures.plot_adc_histogram(adc, brain_mask, p)))
         for name, job in jobs:
             png = figdir / f"{subject}_desc-{name}_qc.png"
             try:
@@ -498,8 +272,9 @@ def run_subject_qc(subject: str, out_dir: str | os.PathLike[str], *, t2w: Any | 
                "numbers": numbers, "thresholds": THRESHOLDS,
                "figures": {k: os.path.relpath(v, out) for k, v in figures.items()}}
     js.write_text(json.dumps(payload, indent=2, default=_json_default) + "\n", encoding="utf-8")
-    page = write_report(out / f"{subject}_qc.html", subject, status=status, reasons=reasons,
-                        numbers=numbers, figures=figures, error=error, notices=notices)
+    page = qc_report.write_report(out / f"{subject}_qc.html", subject, status=status,
+                                  reasons=reasons, numbers=numbers, figures=figures,
+                                  error=error, notices=notices, thresholds=THRESHOLDS)
     return QCResult(subject, status, reasons, numbers, figures, str(page), str(js), error,
                     fig_errors)
 
@@ -508,26 +283,3 @@ def _json_default(o: Any) -> Any:
     if isinstance(o, np.generic):
         return o.item()
     raise TypeError(f"not JSON serialisable: {type(o).__name__}")
-
-
-def write_group_index(results: Sequence[QCResult | Mapping[str, Any]],
-                      out_html: str | os.PathLike[str]) -> Path:
-    """A group page: one row per subject with its status, reasons and a link to its report."""
-    out = Path(out_html)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    e = html.escape
-    rows = []
-    for r in results:
-        d = r if isinstance(r, Mapping) else r.__dict__
-        link = os.path.relpath(d["report"], out.parent)
-        rows.append(f'<tr><td><a href="{e(link)}">{e(d["subject"])}</a></td>'
-                    f'<td class="{e(d["status"])}">{e(d["status"])}</td>'
-                    f"<td>{e('; '.join(d['reasons']))}</td></tr>")
-    out.write_text(
-        "<!DOCTYPE html><html lang=\"en\"><head><meta charset=\"utf-8\"><title>QC index</title>"
-        "<style>body{font-family:sans-serif}td,th{border:1px solid #ccc;padding:.2em .6em}"
-        "table{border-collapse:collapse}.pass{color:#1b7f3b}.warn{color:#b26b00}"
-        ".fail{color:#b00020;font-weight:bold}</style></head><body><h1>QC index</h1>"
-        "<table><tr><th>subject</th><th>status</th><th>reasons</th></tr>"
-        + "".join(rows) + "</table></body></html>\n", encoding="utf-8")
-    return out

@@ -55,7 +55,7 @@ class DTIFit(SimpleInterface):
         import nibabel as nib
         import numpy as np
 
-        from weeke_pipeline.imaging import dti, dti_qc
+        from weeke_pipeline.imaging import dti, qc_figures
 
         out_dir = Path(runtime.cwd)
         p = self.inputs.prefix
@@ -76,10 +76,10 @@ class DTIFit(SimpleInterface):
             labels = None
             if isdefined(self.inputs.labels):
                 labels = np.asarray(nib.load(self.inputs.labels).dataobj)
-            out["fa_colour_png"] = str(dti_qc.fa_colour_figure(
+            out["fa_colour_png"] = str(qc_figures.fa_colour_figure(
                 res.maps.fa, res.maps.evec, res.mask, res.affine,
                 out_dir / f"{p}_desc-facolour_qc.png", labels=labels))
-            out["residual_png"] = str(dti_qc.residual_figure(
+            out["residual_png"] = str(qc_figures.residual_figure(
                 res.maps.residual, res.mask, res.affine, out_dir / f"{p}_desc-residual_qc.png"))
         else:
             out["adc"] = str(paths["ADC"])
