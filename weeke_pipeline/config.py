@@ -62,6 +62,8 @@ class RunConfig:
     sessions: str = field(default="", metadata=INPUTS)
     #: project key for keyed-hash pseudonyms (default: made once, kept)
     key_file: str = field(default="", metadata=INPUTS)
+    #: skip DICOM files / zip members larger than this (MiB; 0: WEEKE_DICOM_MAX_MB or 2048)
+    max_file_mb: float = field(default=0.0, metadata=INPUTS)
     #: only these participant labels
     subjects: list[str] = field(default_factory=list, metadata=INPUTS)
     # [outputs]

@@ -57,14 +57,18 @@ class RunSummary:
     errors: dict[str, str] = field(default_factory=dict)
     notes: dict[str, str] = field(default_factory=dict)  # sub_ses -> QC warnings, skip reason
     ingest_failures: list[str] = field(default_factory=list)
+    skipped_files: list[str] = field(default_factory=list)  # damaged DICOM files, unread zips
     notice: str = ""  # run-wide, e.g. the phantom atlas on real data (atlas/honesty.py)
     group_metrics: str = ""
     qc_index: str = ""
 
     @property
     def ok(self) -> bool:
-        return (not self.errors and not self.ingest_failures
-                and "skip" not in self.subjects.values())
+        """The exit-code contract of ``weeke run`` (0 when True, else 1): every subject/session
+        ``pass`` or ``warn``, no series refused, no damaged DICOM file skipped (non-DICOM files
+        and non-image objects such as presentation states do not count)."""
+        return (not self.errors and not self.ingest_failures and not self.skipped_files
+                and all(v in ("pass", "warn") for v in self.subjects.values()))
 
 
 def project_key(cfg: RunConfig, out: Path) -> bytes:
@@ -274,6 +278,8 @@ def status_table(summary: RunSummary) -> str:
         lines.append(f"{key:<24} {status:<6} {detail[:200]}")
     for msg in summary.ingest_failures:
         lines.append(f"{'(ingest)':<24} {'fail':<6} {msg[:200]}")
+    for msg in summary.skipped_files:
+        lines.append(f"{'(ingest)':<24} {'skip':<6} {msg[:200]}")
     if not summary.subjects and not summary.ingest_failures:
         lines.append("(no subject with a T2w found)")
     return "\n".join(lines)
@@ -322,11 +328,14 @@ def _run_pipeline(cfg: RunConfig, *, progress: bool = False) -> RunSummary:
                                     series_table=cfg.series_table or None,
                                     sessions=cfg.sessions or None,
                                     key=project_key(cfg, out), work_dir=work / "deid",
-                                    workers=ingest_workers(cfg), background=preload)
+                                    workers=ingest_workers(cfg), background=preload,
+                                    max_file_mb=cfg.max_file_mb or None)
     except (NoDicomError, SessionTableError) as exc:
         raise ConfigError(str(exc)) from None
     summary.ingest_failures = [f"sub-{s.participant}: {s.message}" if s.participant else s.message
                                for s in ingest.series if s.status == "failed"]
+    summary.skipped_files = [f"{f.source}: {f.reason}" for f in ingest.skipped_files
+                             if f.damaged]
     sessions = find_sessions(rawdata)
     wanted = {s.removeprefix("sub-") for s in cfg.subjects}
     if cfg.subjects:
@@ -433,5 +442,6 @@ def _write_summary(summary: RunSummary, deriv: Path) -> None:
         {"output_dir": summary.output_dir, "subjects": summary.subjects,
          "errors": summary.errors, "notes": summary.notes,
          "ingest_failures": summary.ingest_failures, "notice": summary.notice,
+         "skipped_files": summary.skipped_files,
          "group_metrics": summary.group_metrics, "qc_index": summary.qc_index,
          "weeke_pipeline_version": __version__}, indent=2) + "\n")

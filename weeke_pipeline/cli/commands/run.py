@@ -8,7 +8,9 @@ import json
 import sys
 from pathlib import Path
 
-HELP = "run the batch imaging pipeline on a folder of scanner exports"
+HELP = ("run the batch imaging pipeline on a folder of scanner exports (exit 0: every subject "
+        "pass/warn; 1: a subject failed or was skipped, a series refused or a damaged file "
+        "skipped; 2: usage or set-up error)")
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
@@ -37,6 +39,9 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--nprocs", type=int, help="processes for MultiProc")
     p.add_argument("--no-dti", action="store_true", help="skip the diffusion tensor fit")
     p.add_argument("--no-progress", action="store_true", help="no progress display")
+    p.add_argument("--max-file-mb", type=float, metavar="MB",
+                   help="skip DICOM files (and zip members) larger than this (default 2048, or "
+                        "WEEKE_DICOM_MAX_MB)")
 
 
 def run(args: argparse.Namespace) -> int:
@@ -77,6 +82,8 @@ def run(args: argparse.Namespace) -> int:
         cfg.plugin_args = {**cfg.plugin_args, "n_procs": args.nprocs}
     if args.no_dti:
         cfg.dti = False
+    if args.max_file_mb:
+        cfg.max_file_mb = args.max_file_mb
     if not cfg.input_dir:
         raise UsageError("give the INPUT folder (or input_dir in --config)")
     if not cfg.output_dir:
