@@ -236,6 +236,9 @@ def test_workflow_graph_has_one_registration_node_per_atlas_and_a_fusion(tmp_pat
     regs = [nodes[f"{base}.atlas_reg_{k + 1:02d}_phantom_v{k}"] for k in range(3)]
     fusion = nodes[f"{base}.fusion"]
     assert fusion.inputs.method == "jlf"
+    # QC judges coverage on the regions of every atlas
+    assert nodes["sub_01_ses_01_wf.qc"].inputs.atlas_labels == [str(a / "dseg.nii.gz")
+                                                                for a in atl]
     assert fusion.inputs.atlas_names == ["phantom-v0", "phantom-v1", "phantom-v2"]
     # the registrations are independent nodes (none waits for another), all feed the fusion
     for n in regs:

@@ -209,6 +209,9 @@ class _QCInputSpec(BaseInterfaceInputSpec):
     label_confidence = File(exists=True, desc="multi-atlas label confidence JSON (fusion)")
     atlas_notice = traits.Str("", usedefault=True,
                               desc="atlas notice (phantom atlas on real data): status fail")
+    atlas_labels = traits.Either(File(exists=True), traits.List(File(exists=True)),
+                                 desc="atlas dseg(s): coverage is judged on the regions they have")
+    pma_weeks = traits.Float(desc="postmenstrual age at scan: expected brain volume")
 
 
 class _QCOutputSpec(TraitedSpec):
@@ -238,6 +241,7 @@ class SubjectQC(SimpleInterface):
             t1w=_opt(self.inputs.t1w), adc=_opt(self.inputs.adc), registration=regs or None,
             error=_opt(self.inputs.error), extra_figures=_opt(self.inputs.extra_figures),
             notices=[self.inputs.atlas_notice] if self.inputs.atlas_notice else (),
+            atlas_labels=_opt(self.inputs.atlas_labels), pma_weeks=_opt(self.inputs.pma_weeks),
             label_confidence=(json.loads(Path(self.inputs.label_confidence).read_text())
                               if _opt(self.inputs.label_confidence) else None))
         self._results.update(report=res.report, json=res.json, status=res.status)

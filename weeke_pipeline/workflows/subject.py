@@ -23,6 +23,7 @@ def init_subject_wf(*, subject: str, session: str, atlas_t2w: str, atlas_brain_m
                     reference_tissue: str = "cerebellum", dti: bool = True,
                     atlas_label_table: str | None = None, atlas_notice: str = "",
                     atlases: list[AtlasFiles] | None = None, label_fusion: str = "jlf",
+                    pma_weeks: float | None = None,
                     name: str = "subject_wf") -> pe.Workflow:
     """Build one session's workflow.
 
@@ -47,6 +48,8 @@ def init_subject_wf(*, subject: str, session: str, atlas_t2w: str, atlas_brain_m
     atlas_notice
         a notice for the QC report (the phantom atlas on real data: QC ``fail``;
         :mod:`weeke_pipeline.atlas.honesty`), empty for none
+    pma_weeks
+        postmenstrual age at scan: QC's expected brain volume (None: 36-48 weeks)
     atlases, label_fusion
         two or more atlases: multi-atlas segmentation, each registered by its own node and the
         labels fused (``jlf`` or ``majority``; :mod:`weeke_pipeline.workflows.multiatlas`);
@@ -79,8 +82,12 @@ def init_subject_wf(*, subject: str, session: str, atlas_t2w: str, atlas_brain_m
     metrics = pe.Node(RegionMetrics(subject=subject, adc_thresholds=list(adc_thresholds),
                                     reference=reference_tissue), name="metrics",
                       mem_gb=MEM_GB["metrics"])
-    qc = pe.Node(SubjectQC(subject=f"sub-{subject}_ses-{session}", atlas_notice=atlas_notice),
+    # QC judges label coverage on the regions the atlas (or any of the atlases) has
+    qc = pe.Node(SubjectQC(subject=f"sub-{subject}_ses-{session}", atlas_notice=atlas_notice,
+                           atlas_labels=[a.labels for a in atlases] if multi else atlas_labels),
                  name="qc", mem_gb=MEM_GB["qc"])
+    if pma_weeks is not None:  # expected brain volume for the age (imaging.qc_anatomy)
+        qc.inputs.pma_weeks = pma_weeks
     ds_wf = init_ds_subject_wf(derivatives_dir=derivatives_dir, subject=subject,
                                session=session, run_config=run_config,
                                atlas_label_table=atlas_label_table)
