@@ -87,7 +87,8 @@ class Reader:
         self.client = Client(url)
         self.client.login(name, PASSWORD)
         page = self.client.get("/worklist/")[1].decode()
-        self.codes = re.findall(r'href="/case/([\w-]+)/"', page)
+        # each case once (the worklist's "next case" link repeats one)
+        self.codes = list(dict.fromkeys(re.findall(r'href="/case/([\w-]+)/"', page)))
         self.versions: dict[str, int] = {}
         self.rng = np.random.default_rng(seed)
 

@@ -4,7 +4,8 @@
 set -euo pipefail
 . "$(dirname "$0")/bootstrap.sh" test
 cd "$ROOT"
-# PostgreSQL (reading tests run against it too) and Debian's Chromium (browser tests)
+# PostgreSQL (reading tests run against it too), Debian's Chromium (browser tests) and a
+# single-node SLURM (cluster tests)
 . "$ROOT/scripts/services.sh"
 ruff check weeke_pipeline tests benchmarks
 exec python -m pytest "$@"

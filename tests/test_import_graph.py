@@ -20,7 +20,7 @@ LAYERS: list[set[str]] = [
     {"resources", "atomic", "workers", "nifti", "bids", "config"},
     {"atlas", "scoring", "ingest"},
     {"imaging", "synth"},
-    {"interfaces", "analysis", "reading"},
+    {"interfaces", "analysis", "reading", "execution"},
     {"workflows"},
     {"cli"},
 ]

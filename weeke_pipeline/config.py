@@ -62,6 +62,8 @@ class RunConfig:
     sessions: str = field(default="", metadata=INPUTS)
     #: project key for keyed-hash pseudonyms (default: made once, kept)
     key_file: str = field(default="", metadata=INPUTS)
+    #: skip DICOM files / zip members larger than this (MiB; 0: WEEKE_DICOM_MAX_MB or 2048)
+    max_file_mb: float = field(default=0.0, metadata=INPUTS)
     #: only these participant labels
     subjects: list[str] = field(default_factory=list, metadata=INPUTS)
     # [outputs]
@@ -76,7 +78,8 @@ class RunConfig:
     reference_tissue: str = field(default="cerebellum", metadata=METRICS)
     dti: bool = field(default=True, metadata=METRICS)  # tensor fit when a DWI has 6+ directions
     form: str = field(default=DEFAULT_FORM, metadata=METRICS)
-    # [execution]: any Nipype plugin (Linear, MultiProc, SLURM, SGE, PBS...) and its arguments
+    # [execution]: a Nipype plugin (Linear, MultiProc, SLURM, SGE, PBS...) and its arguments,
+    # checked by execution.plugins.validate_plugin before any work
     plugin: str = field(default="MultiProc", metadata=EXECUTION)
     plugin_args: dict[str, Any] = field(default_factory=lambda: {"n_procs": 2}, metadata=EXECUTION)
 

@@ -207,3 +207,16 @@ def test_read_allocation_accepts_subjects_and_names_bad_lines(tmp_path):
     bad.write_text("code\tgroup\nK1\tMSC\n")
     with pytest.raises(ValueError, match="needs an 'arm' column"):
         tb.read_allocation(bad)
+
+
+def test_formula_cells_are_neutralised_numbers_kept(tmp_path) -> None:
+    """CSV injection (issue 13): text starting with = + - @ tab CR gets a leading apostrophe."""
+    df = pd.DataFrame({"reason": ["=HYPERLINK(\"x\")", "+1+1", "-2+3", "@SUM(A1)", "\tx", "\r=1",
+                                  "-1.5", "+4", "1e-3", "ok - fine", None],
+                       "n": [-1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11]})
+    out = tb.neutralise_formulas(df)
+    assert list(out["reason"][:6]) == ["'=HYPERLINK(\"x\")", "'+1+1", "'-2+3", "'@SUM(A1)",
+                                       "'\tx", "'\r=1"]
+    assert list(out["reason"][6:10]) == ["-1.5", "+4", "1e-3", "ok - fine"]
+    assert out["reason"].isna().iloc[-1] and list(out["n"]) == list(df["n"])
+    assert df["reason"].iloc[0].startswith("=")  # the caller's frame is not changed

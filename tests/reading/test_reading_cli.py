@@ -32,7 +32,8 @@ def test_lock_unlock_and_audit_verify_from_the_cli(tmp_path: Path) -> None:
     r = weeke("db", "unlock", "--reason", "query resolved", data=data)
     assert r.returncode == 0, r.stderr
     r = weeke("audit", "verify", data=data)
-    assert r.returncode == 0 and "intact: 2 entries" in r.stdout
+    # the keyed chain's first entry (audit.key), the lock, the unlock
+    assert r.returncode == 0 and "intact: 3 entries" in r.stdout
     with sqlite3.connect(data / "reading.sqlite3") as conn:
         conn.execute("UPDATE reading_auditentry SET reason = 'nothing' WHERE id = 2")
     r = weeke("audit", "verify", data=data)

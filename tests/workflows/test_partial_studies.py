@@ -114,7 +114,11 @@ def test_end_table_lists_every_subject_and_the_broken_input(run: dict) -> None:
     assert "no T1w" not in rows["sub-02_ses-02"]
     assert rows["sub-03_ses-01"].split()[1] == "skip" and "no usable T2w" in table
     ingest = [line for line in table.splitlines() if line.startswith("(ingest)")]
-    assert len(ingest) == 1 and "sub-03: [removed]/T2: missing slices" in ingest[0]
+    refused = [line for line in ingest if line.split()[1] == "fail"]
+    assert len(refused) == 1 and "sub-03: [removed]/T2: missing slices" in refused[0]
+    # the damaged file is a row of its own (exit 1 by itself: a file was skipped)
+    [skipped] = [line for line in ingest if line.split()[1] == "skip"]
+    assert "[removed]/study1/IM_extra.dcm: truncated" in skipped
     assert "IM00030.dcm" in ingest[0] and "IM00032.dcm" in ingest[0]
     assert "[removed]/study1/IM_extra.dcm: truncated" in run["logs"]
     assert "[removed]/study1/DWI: DWI without b-values" in run["logs"]

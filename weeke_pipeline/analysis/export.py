@@ -4,11 +4,35 @@ from __future__ import annotations
 
 import json
 import os
+import re
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
 import pandas as pd
+
+#: a cell a spreadsheet would run as a formula (OWASP "CSV injection"): = + - @ first, or a
+#: tab / carriage return first (some spreadsheets skip these and read what follows)
+_FORMULA_START = ("=", "+", "-", "@", "\t", "\r")
+_NUMBER = re.compile(r"^[+-]?(\d+\.?\d*|\.\d+)([eE][+-]?\d+)?$")
+
+
+def neutralise_formulas(df: pd.DataFrame) -> pd.DataFrame:
+    """``df`` with every text cell that starts like a formula prefixed with ``'`` (so a
+    spreadsheet shows ``=HYPERLINK(...)`` as text, OWASP's advice); numbers written as text
+    (``-1.5``) are left alone. Only text columns are touched; the caller's frame is not."""
+    out = df
+    for col in df.columns:
+        if not (df[col].dtype == object or pd.api.types.is_string_dtype(df[col].dtype)):
+            continue
+        values = df[col]
+        bad = values.map(lambda v: isinstance(v, str) and v.startswith(_FORMULA_START)
+                         and not _NUMBER.match(v))
+        if bad.any():
+            if out is df:
+                out = df.copy()
+            out.loc[bad, col] = "'" + values[bad]
+    return out
 
 
 def write_table(df: pd.DataFrame, path: str | os.PathLike[str], dictionary: Mapping[str, Any],
@@ -25,10 +49,10 @@ def write_table(df: pd.DataFrame, path: str | os.PathLike[str], dictionary: Mapp
     if undocumented:
         raise ValueError(f"{p.name}: column(s) {undocumented} missing from the data dictionary")
     p.parent.mkdir(parents=True, exist_ok=True)
-    if fmt == "tsv":
-        df.to_csv(p, sep="\t", index=False, na_rep="n/a")
+    if fmt == "tsv":  # text cells formula-safe (neutralise_formulas); Parquet as it is
+        neutralise_formulas(df).to_csv(p, sep="\t", index=False, na_rep="n/a")
     elif fmt == "csv":
-        df.to_csv(p, index=False, na_rep="")
+        neutralise_formulas(df).to_csv(p, index=False, na_rep="")
     elif fmt == "parquet":
         df.to_parquet(p, index=False)
     else:

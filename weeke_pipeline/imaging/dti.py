@@ -103,7 +103,9 @@ def load_dwi(nifti: Path | str, bval: Path | str | None = None,
                        f"{bvecs.shape[0]} gradient directions")
     norms = np.linalg.norm(bvecs, axis=1)
     dw = bvals > B0_THRESHOLD
-    if np.any(dw & (norms < 0.5)):
+    # b-values without any direction (an isotropic/trace DWI, or directions lost in the
+    # export): usable for ADC, not for a tensor; run_dti says so. Only some missing: an error.
+    if np.any(dw & (norms < 0.5)) and not np.all(norms[dw] < 0.5):
         raise DWIError(f"{bvec.name}: diffusion-weighted volume(s) "
                        f"{np.flatnonzero(dw & (norms < 0.5)).tolist()} have no gradient direction")
     if not np.any(~dw):
@@ -125,6 +127,7 @@ def direction_summary(bvals: np.ndarray, bvecs: np.ndarray,
                       tol_deg: float = 2.0) -> tuple[int, int]:
     """(non-collinear diffusion directions, rank of the 6-column tensor design matrix)."""
     g = bvecs[bvals > B0_THRESHOLD]
+    g = g[np.linalg.norm(g, axis=1) > 0.5]  # volumes without a direction do not count
     unique: list[np.ndarray] = []
     for v in g:
         if all(abs(float(v @ u)) < np.cos(np.deg2rad(tol_deg)) for u in unique):
@@ -395,12 +398,17 @@ def run_dti(dwi: DWI, *, fit_method: str = "WLS", denoising: str = "none",
         "fit_method": fit_method, "denoising": denoising,
     }
     notes: list[str] = []
-    if n_dirs < MIN_DIRECTIONS or rank < 6:
+    if n_dirs == 0:
+        notes.append(f"{dwi.name}: b-values without gradient directions (an isotropic or trace "
+                     "DWI, or directions lost in the export): tensor fit skipped (no FA/MD/AD/RD),"
+                     " ADC only")
+    elif n_dirs < MIN_DIRECTIONS or rank < 6:
         notes.append(
             f"{dwi.name}: {n_dirs} non-collinear diffusion direction(s) (design rank {rank}); a "
             f"tensor needs at least {MIN_DIRECTIONS} with rank 6, so only ADC was computed "
             f"(no FA/MD/AD/RD)" + ("; with a single direction the ADC is directional, not the "
                                    "trace" if n_dirs == 1 else ""))
+    if n_dirs < MIN_DIRECTIONS or rank < 6:
         adc = fit_adc(data, dwi.bvals, mask)
         qc["mode"] = "adc"
         return DTIResult(mode="adc", affine=dwi.affine, mask=mask, adc=adc, qc=qc, notes=notes)

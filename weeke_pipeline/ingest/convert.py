@@ -22,6 +22,7 @@ from __future__ import annotations
 import json
 import logging
 import os
+import re
 import shutil
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -88,16 +89,44 @@ def run_dcm2niix(source_dir: Path, out_dir: Path) -> list[Path]:
     conv = Dcm2niix(source_dir=str(source_dir), output_dir=str(out_dir), out_filename="conv",
                     compress="y", bids_format=True, anon_bids=True)
     conv.terminal_output = "allatonce"  # dcm2niix's chatter kept with the result, not logged
-    conv.run(cwd=str(out_dir))
+    try:
+        runtime = conv.run(cwd=str(out_dir)).runtime
+        printed = f"{runtime.stdout or ''}\n{runtime.stderr or ''}"
+    except Exception as exc:  # nipype raises on a non-zero exit; its text holds the output
+        printed = str(exc)
     niis = sorted(out_dir.glob("conv*.nii.gz"))
     if not niis:
-        raise RuntimeError("dcm2niix wrote no image")
+        raise RuntimeError(dcm2niix_failure(printed))
     return niis
+
+
+_DCM2NIIX_PROBLEM = re.compile(r"error|unable|unsupport|corrupt|fail|decod|invalid|missing|"
+                               r"not (?:supported|a dicom)|skipping", re.IGNORECASE)
+
+
+def dcm2niix_failure(printed: str) -> str:
+    """A one-line reason from dcm2niix's output when it wrote no image (its error lines, with
+    timestamps and work-folder paths removed), instead of a bare "wrote no image"."""
+    lines: list[str] = []
+    for line in printed.splitlines():
+        line = re.sub(r"^\s*(?:stdout|stderr)?\s*\d{4}-\d\d-\d\dT[\d:.]+:", "", line).strip()
+        line = re.sub(r"'?/[^\s']*/([^/\s']+)'?", r"\1", line)  # paths -> file names
+        if line and _DCM2NIIX_PROBLEM.search(line) and line not in lines:
+            lines.append(line)
+    lines.sort(key=lambda line: "error" not in line.lower())  # its errors first
+    if not lines:
+        return ("dcm2niix wrote no image and printed no reason (the pixel data may be "
+                "undecodable)")
+    more = f" (and {len(lines) - 2} more message(s))" if len(lines) > 2 else ""
+    return "dcm2niix wrote no image: " + "; ".join(lines[:2])[:300] + more
 
 
 def clean_sidecar(path: Path, extra: dict[str, object]) -> None:
     data = json.loads(path.read_text()) if path.exists() else {}
     data = {k: v for k, v in data.items() if k not in _SIDECAR_DENY}
+    name = data.get("SequenceName")
+    if name is not None and not (isinstance(name, str) and deid.SEQUENCE_NAME.fullmatch(name)):
+        del data["SequenceName"]  # free text where a sequence name should be
     data.update(extra)
     atomic.write_text(path, json.dumps(data, indent=2, sort_keys=True) + "\n")
 
@@ -130,6 +159,9 @@ class ConvertJob:
     session: str
     run: str  # the run entity ("2"), "" when the session has one series of this kind
     age_days: int | None
+    volumes: int | None = None  # volumes the headers describe (classic series), for DWIs
+    embedded_adc_acq: str = ""  # acq entity of an ADC dcm2niix splits off a DWI ("dwi" when
+    # the session has an ADC series of its own, so the two never overwrite each other)
 
 
 def convert_deidentified(job: ConvertJob, out_dir: Path, work_dir: Path
@@ -149,10 +181,25 @@ def convert_deidentified(job: ConvertJob, out_dir: Path, work_dir: Path
                  "WeekeClassification": job.classification,
                  "WeekeClassificationEvidence": job.evidence}
         main = niis[0]
+        written: dict[str, int] = {}
         for nii in niis:
             tag = nii.name[len("conv"): -len(".nii.gz")].strip("_")
+            n_vol = _volumes(nii)
+            written[tag or "dwi"] = n_vol
+            if tag == "ADC" and job.classification == "dwi" and not _is_scanner_adc(nii):
+                # dcm2niix tags every "derived" volume it splits off a DWI (b > 0 without a
+                # direction) "ADC": with directions lost in the export that is raw signal,
+                # never labelled as an ADC map
+                for ext in (".nii.gz", ".json", ".bval", ".bvec"):
+                    nii.with_name(nii.name[: -len(".nii.gz")] + ext).unlink(missing_ok=True)
+                notes.append((logging.WARNING, f"{src}: dcm2niix split off a {n_vol}-volume "
+                               "image tagged ADC (raw diffusion signal, not an ADC map); not "
+                               "kept"))
+                continue
             if tag == "ADC" and job.classification == "dwi":  # Philips: ADC inside the DWI
                 cls, ent = "adc", {**entities, **BIDS_NAMES["adc"]}
+                if job.embedded_adc_acq:
+                    ent["acq"] = job.embedded_adc_acq
             elif nii is main:
                 cls, ent = job.classification, kind
             else:  # more images of the series (e.g. echoes): acq-<dcm2niix's tag>
@@ -166,6 +213,17 @@ def convert_deidentified(job: ConvertJob, out_dir: Path, work_dir: Path
             moved = _move_set(nii, stem)
             res.outputs.extend(str(m.relative_to(out_dir)) for m in moved)
         res.status = "converted"
+        dwi_volumes = written.get(niis[0].name[len("conv"): -len(".nii.gz")].strip("_") or "dwi")
+        if job.classification == "dwi" and job.volumes and dwi_volumes != job.volumes:
+            split = ", ".join(f"{k} ({v})" for k, v in written.items() if k != "dwi")
+            res.message = (f"{src}: the DWI headers describe {job.volumes} volume(s) per slice "
+                           f"position; dcm2niix wrote {dwi_volumes} into the DWI"
+                           + (f" and split off {split}" if split else ""))
+            notes.append((logging.WARNING, res.message))
+        if job.classification == "dwi" and _no_directions(out_dir, res.outputs):
+            res.message = (f"{src}: DWI with b-values but no gradient directions (isotropic or "
+                           "trace, or lost in the export): ADC only, the tensor fit is skipped")
+            notes.append((logging.WARNING, res.message))
         if job.classification == "dwi" and not _has_bvalues(out_dir, res.outputs):
             # kept in the raw data for reading, but no ADC fit and no tensor fit: dcm2niix
             # writes all-zero b-values when the headers have none, so those files go
@@ -181,9 +239,47 @@ def convert_deidentified(job: ConvertJob, out_dir: Path, work_dir: Path
     except Exception as exc:  # one series must not stop the others
         if atomic.is_disk_full(exc):
             raise atomic.write_error(exc, getattr(exc, "filename", None) or work_dir) from exc
-        res.message = f"{src}: {type(exc).__name__}: {exc}"
+        what = str(exc) if isinstance(exc, RuntimeError) else f"{type(exc).__name__}: {exc}"
+        res.message = f"{src}: {what}"
         notes.append((logging.ERROR, res.message))
     return res, notes
+
+
+def _is_scanner_adc(nii: Path) -> bool:
+    """An image dcm2niix split off a DWI is a scanner ADC map only when it is one volume and
+    its Image Type names ADC (Philips stores the ADC inside the DWI series); else it is
+    direction-less diffusion signal (trace-weighted, or directions lost in the export)."""
+    sidecar = nii.with_name(nii.name[: -len(".nii.gz")] + ".json")
+    try:
+        image_type = json.loads(sidecar.read_text()).get("ImageType") or []
+    except (OSError, ValueError):
+        image_type = []
+    return _volumes(nii) == 1 and any("ADC" in str(t).upper() for t in image_type)
+
+
+def _volumes(nii: Path) -> int:
+    """Volumes of a NIfTI (1 for a 3D image), from its header only."""
+    import nibabel as nib
+
+    shape = nib.load(nii).shape
+    return int(shape[3]) if len(shape) > 3 else 1
+
+
+def _no_directions(out_dir: Path, outputs: list[str]) -> bool:
+    """True when a DWI has diffusion-weighted volumes (b > 50) and none has a direction."""
+    import numpy as np
+
+    bval = next((o for o in outputs if o.endswith(".bval")), None)
+    bvec = next((o for o in outputs if o.endswith(".bvec")), None)
+    if bval is None or bvec is None:
+        return False
+    try:
+        b = np.loadtxt(out_dir / bval, ndmin=1)
+        g = np.loadtxt(out_dir / bvec, ndmin=2)
+        dw = b > 50.0
+        return bool(dw.any()) and bool(np.all(np.linalg.norm(g[:, dw], axis=0) < 0.5))
+    except (OSError, ValueError, IndexError):
+        return False
 
 
 def _has_bvalues(out_dir: Path, outputs: list[str]) -> bool:

@@ -33,11 +33,12 @@ from __future__ import annotations
 import datetime as dt
 import hashlib
 import hmac
+import re
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
-from pydicom.datadict import DicomDictionary, dictionary_VR, keyword_for_tag
+from pydicom.datadict import DicomDictionary, dictionary_VR, get_entry, keyword_for_tag
 from pydicom.dataelem import DataElement
 from pydicom.dataset import Dataset
 from pydicom.sequence import Sequence
@@ -242,6 +243,76 @@ def _is_safe_private(ds: Dataset, tag: BaseTag) -> bool:
     return allowed is not None and (tag.element & 0xFF) in allowed
 
 
+def _in_dictionary(tag: BaseTag) -> bool:
+    """A public tag pydicom's data dictionary knows (repeating groups such as 60xx too)."""
+    if tag in DicomDictionary:
+        return True
+    try:
+        get_entry(tag)
+    except KeyError:
+        return False
+    return True
+
+
+#: text the profile table keeps but that can hold anything typed at the console
+_CODE_MEANING, _SEQUENCE_NAME = Tag(0x0008, 0x0104), Tag(0x0018, 0x0024)
+_FREE_TEXT_KEPT = {_CODE_MEANING, _SEQUENCE_NAME}
+#: a pulse sequence name as scanners write it (``*tse2d1_16``, ``ep_b1000#1``, ``fl3d1r``):
+#: at most 16 characters with a digit, ``*`` or ``#`` in it
+SEQUENCE_NAME = re.compile(r"(?=.*[0-9*#])[A-Za-z0-9*#_+\-.%]{1,16}")
+_PRIVATE_TEXT_VRS = {"AE", "AS", "CS", "LO", "LT", "PN", "SH", "ST", "UC", "UT", "UN"}
+_PRIVATE_NUMBERS = re.compile(r"[-+0-9.eE \\]*")
+#: code words kept in allow-listed private text elements (vendor flags, CSA header types)
+_PRIVATE_CODES = {"IMAGE NUM 4", "MR", "DIRECTIONAL", "NONE", "ISOTROPIC", "NO", "YES",
+                  "ON", "OFF", "TRACE"}
+
+
+def _clean_free_text(ds: Dataset, tag: BaseTag) -> None:
+    """CodeMeaning (free text in code sequences) emptied; Sequence Name kept only when it looks
+    like a scanner's sequence name (dcm2niix uses it), else removed."""
+    if tag == _CODE_MEANING:
+        ds[tag].value = ""
+        return
+    value = ds[tag].value
+    if not (isinstance(value, str) and SEQUENCE_NAME.fullmatch(value.strip())):
+        del ds[tag]
+
+
+def _clean_private(ds: Dataset, tag: BaseTag) -> None:
+    """An allow-listed private element: the Siemens CSA image header rebuilt from its allowed
+    fields (:mod:`weeke_pipeline.ingest.csa`); text values kept only when they are numbers or a
+    known code word (a name typed into a private field would otherwise pass), else emptied."""
+    from weeke_pipeline.ingest.csa import rebuild_csa
+
+    if tag.element <= 0xFF:
+        return  # a private creator (only allow-listed ones reach here)
+    elem = ds[tag]
+    creator_tag = Tag(tag.group, tag.element >> 8)
+    if (creator_tag in ds and str(ds[creator_tag].value).strip() == "SIEMENS CSA HEADER"
+            and tag.element & 0xFF == 0x10):
+        raw = elem.value if isinstance(elem.value, bytes) else b""
+        rebuilt = rebuild_csa(raw)
+        if rebuilt is None:
+            del ds[tag]
+        else:
+            elem.value = rebuilt
+        return
+    if elem.VR not in _PRIVATE_TEXT_VRS:
+        return  # binary numbers (US, FD, SL...), written as read
+    value = elem.value
+    if isinstance(value, bytes):
+        if not value or any(b < 32 and b not in (0, 9, 10, 13) for b in value) or any(
+                b > 126 for b in value):
+            return  # binary content of an implicit-VR (UN) element: numbers
+        text = value.decode("ascii").rstrip("\x00 ")
+    else:
+        items = value if isinstance(value, list) or hasattr(value, "append") else [value]
+        text = "\\".join(str(v) for v in items).strip()
+    if len(text) <= 2 or _PRIVATE_NUMBERS.fullmatch(text) or text.upper() in _PRIVATE_CODES:
+        return
+    elem.value = b"" if isinstance(value, bytes) else ""
+
+
 def _vr(ds: Dataset, tag: BaseTag) -> str | None:
     """The VR of an element without parsing its value: the explicit VR, else (implicit VR
     transfer syntax, or UN) the data dictionary's, as pydicom's own conversion would use."""
@@ -266,6 +337,14 @@ def _apply_profile(dataset: Dataset, key: bytes) -> None:
             elif dataset[tag].VR == "SQ":
                 for item in dataset[tag].value:
                     _apply_profile(item, key)
+            else:
+                _clean_private(dataset, tag)
+            continue
+        if tag.element == 0 or not _in_dictionary(tag):
+            del dataset[tag]  # group lengths, and elements no dictionary knows (unknown text)
+            continue
+        if tag in _FREE_TEXT_KEPT:
+            _clean_free_text(dataset, tag)
             continue
         vr = _vr(dataset, tag)
         action = _action_for(tag)
@@ -302,6 +381,11 @@ def _apply_profile(dataset: Dataset, key: bytes) -> None:
             elem.value = new if len(new) > 1 else new[0]
 
 
+#: file meta elements kept: group length, version, SOP class/instance (replaced), transfer syntax,
+#: implementation UID/name (pydicom's own on writing)
+_META_KEEP = {Tag(0x0002, e) for e in (0x0000, 0x0001, 0x0002, 0x0003, 0x0010, 0x0012, 0x0013)}
+
+
 def deidentify_dataset(ds: Dataset, *, pseudonym: str, key: bytes,
                        age_days: int | None = None) -> None:
     """Apply the profile to ``ds`` in place (recursively); set the pseudonym and age."""
@@ -309,9 +393,9 @@ def deidentify_dataset(ds: Dataset, *, pseudonym: str, key: bytes,
         age_days = age_in_days(ds)
     _apply_profile(ds, key)
     meta = getattr(ds, "file_meta", None)
-    if meta is not None:
+    if meta is not None:  # only what a file meta header needs (no source AE, private info)
         for t in list(meta.keys()):
-            if Tag(t) in (Tag(0x0002, 0x0016), Tag(0x0002, 0x0017), Tag(0x0002, 0x0018)):
+            if Tag(t) not in _META_KEEP:
                 del meta[t]
         if "SOPInstanceUID" in ds:
             meta.MediaStorageSOPInstanceUID = UID(ds.SOPInstanceUID)
@@ -376,14 +460,34 @@ def identifying_values(ds: Dataset) -> list[str]:
     return [v for v in out if len(v) >= 3]
 
 
+#: a UID-like run of digits and dots (file names made of SOP Instance UIDs): not scrubbed
+_UID_RUN = re.compile(r"\d+(?:\.\d+){3,}")
+
+
 def scrubber(values: list[str]) -> Callable[[str], str]:
-    """A function removing ``values`` from a message (longest first)."""
+    """A function removing ``values`` from a message (longest first).
+
+    Runs of digits and dots that look like UIDs (``1.3.12.2.1107.5.2.43.20250310...dcm``, file
+    names many scanners use) are left as they are: a study date inside a UID component is not
+    the patient's identity, and scrubbing it made the file impossible to find. Purely numeric
+    values are removed only where they stand alone (not inside a longer number)."""
     vals = sorted({v for v in values if v}, key=len, reverse=True)
+    patterns = [re.compile(rf"(?<!\d){re.escape(v)}(?!\d)" if v.isdigit() else re.escape(v))
+                for v in vals]
+
+    def scrub_part(text: str) -> str:
+        for pattern in patterns:
+            text = pattern.sub("[removed]", text)
+        return text
 
     def scrub(text: str) -> str:
-        for v in vals:
-            text = text.replace(v, "[removed]")
-        return text
+        out, pos = [], 0
+        for m in _UID_RUN.finditer(text):
+            out.append(scrub_part(text[pos:m.start()]))
+            out.append(m.group(0))
+            pos = m.end()
+        out.append(scrub_part(text[pos:]))
+        return "".join(out)
 
     return scrub
 

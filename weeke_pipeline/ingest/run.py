@@ -29,9 +29,10 @@ from weeke_pipeline.ingest.convert import (
     SeriesResult,
     add_computed_adc,
 )
-from weeke_pipeline.ingest.discover import Series, Skipped, discover, group_series
+from weeke_pipeline.ingest.discover import Series, Skipped, discover, group_series, quiet_pydicom
+from weeke_pipeline.ingest.identity import birth_date_conflicts, patient_key
 from weeke_pipeline.ingest.scheduler import convert_series
-from weeke_pipeline.ingest.series_table import SeriesRow, read_overrides, series_row
+from weeke_pipeline.ingest.series_table import SeriesRow, read_overrides, safe_series_row
 from weeke_pipeline.ingest.validate import SeriesCheckError, check_series, series_label
 
 log = logging.getLogger(__name__)
@@ -105,12 +106,15 @@ def _sessions(series: list[Series], pseudonyms: dict[str, str],
 
 
 # --------------------------------------------------------------------------- the steps
-def inspect_dicom(dicom_dir: str | Path, series_table: str | Path | None = None
+def inspect_dicom(dicom_dir: str | Path, series_table: str | Path | None = None, *,
+                  max_file_mb: float | None = None
                   ) -> tuple[list[Series], list[SeriesRow], list[Skipped]]:
-    """Discover, group and classify; apply an edited series table's classifications."""
-    images, skipped = discover(dicom_dir)
+    """Discover, group and classify; apply an edited series table's classifications.
+    A series whose headers cannot be classified gets ``problem`` set (refused)."""
+    images, skipped = discover(dicom_dir, max_file_mb=max_file_mb)
     series = group_series(images)
-    rows = [series_row(s) for s in series]
+    with quiet_pydicom():
+        rows = [safe_series_row(s) for s in series]
     if series_table is not None:
         overrides = read_overrides(series_table)
         for r in rows:
@@ -132,12 +136,16 @@ def preview_sessions(series: list[Series], rows: list[SeriesRow], sessions: str 
     for s in series:
         pid = str(s.first.get("PatientID", "")).strip()
         try:
-            p = pseudo(pid) if pseudo else None
+            key = patient_key(s.first)
+        except ValueError:
+            key = pid
+        try:
+            p = pseudo(key) if pseudo else None
         except deid.DeidentificationError:
             p = None
         if s.study_uid not in studies:
             studies[s.study_uid] = ses_table.Study(
-                uid=s.study_uid, group=f"sub-{p}" if p else f"id:{pid}", patient_id=pid,
+                uid=s.study_uid, group=f"sub-{p}" if p else f"id:{key}", patient_id=pid,
                 pseudonym=p, first=s.first, order=_study_order_key(s))
     assigned = ses_table.assign(studies.values(), table)
     for s, r in zip(series, rows, strict=True):
@@ -161,6 +169,7 @@ def ingest_and_convert(
     compute_adc: bool = True,
     workers: int | None = None,
     background: Callable[[], None] | None = None,
+    max_file_mb: float | None = None,
 ) -> IngestResult:
     """The whole ingest: classify, de-identify into ``work_dir``, convert into ``out_dir``.
 
@@ -170,7 +179,8 @@ def ingest_and_convert(
     Dcm2niix interface is called directly). The series are de-identified and converted by
     ``workers`` processes (default: the usable CPUs); the outputs do not depend on it.
     ``background`` runs in a thread of this process while they do (it only waits for them
-    then), and has finished when this returns."""
+    then), and has finished when this returns. ``max_file_mb``: the per-object size limit
+    (``weeke_pipeline.ingest.guards.max_bytes``)."""
     out_dir = Path(out_dir)
     work_dir = Path(work_dir) if work_dir else out_dir.parent / (out_dir.name + "_work")
     uid_key, how = resolve_key(key, participants)
@@ -178,7 +188,7 @@ def ingest_and_convert(
                                              os.environ.get("WEEKE_PROJECT_KEY") else None)
               if participants else deid.Pseudonymizer(key=uid_key))
     table = load_session_table(sessions, participants)  # bad table: stop before any work
-    series, rows, skipped = inspect_dicom(dicom_dir, series_table)
+    series, rows, skipped = inspect_dicom(dicom_dir, series_table, max_file_mb=max_file_mb)
     if not series:
         raise NoDicomError(
             f"no DICOM image found in {dicom_dir}" + (
@@ -189,28 +199,49 @@ def ingest_and_convert(
     out_dir.mkdir(parents=True, exist_ok=True)
     results: list[SeriesResult] = []
     pseudonyms: dict[str, str] = {}
+    by_id: dict[int, str] = {}
+    volumes: dict[int, int | None] = {}
     for s, r in zip(series, rows, strict=True):
         src = scrub(series_label(s))
+        if s.problem:  # identity conflict or unclassifiable header: refused, named
+            msg = f"{src}: {scrub(s.problem)}"
+            log.error("%s", msg)
+            results.append(SeriesResult(src, r.classification, "failed", msg))
+            continue
         if r.classification not in CONVERTED:
             results.append(SeriesResult(src, r.classification, "skipped",
                                         f"{r.classification} series not converted"))
             continue
         try:
-            p = pseudo(str(s.first.get("PatientID", "")))
-        except deid.DeidentificationError as exc:
-            results.append(SeriesResult(src, r.classification, "failed", f"{src}: {exc}"))
+            p = pseudo(patient_key(s.first))
+        except ValueError as exc:  # DeidentificationError too
+            msg = f"{src}: {exc}"
+            log.error("%s", msg)
+            results.append(SeriesResult(src, r.classification, "failed", msg))
             continue
         try:
             checked = check_series(s)
-        except SeriesCheckError as exc:
-            msg = scrub(str(exc))
+        except Exception as exc:  # SeriesCheckError, or a header no check foresaw
+            msg = scrub(str(exc) if isinstance(exc, SeriesCheckError) else
+                        f"{series_label(s)}: series checks failed ({type(exc).__name__}); "
+                        "not converted")
             log.error("sub-%s: %s; series not converted", p, msg)
             results.append(SeriesResult(src, r.classification, "failed", msg, participant=p))
             continue
         for warning in checked.warnings:
             log.warning("sub-%s: %s", p, scrub(warning))
         s.instances = checked.instances
-        pseudonyms[s.series_uid] = p
+        by_id[id(s)] = p
+        volumes[id(s)] = checked.volumes
+    conflicts = birth_date_conflicts(series, by_id)
+    for s, r in zip(series, rows, strict=True):
+        conflict = conflicts.get(id(s))
+        if conflict:
+            msg = f"{scrub(series_label(s))}: {conflict}"
+            log.error("sub-%s: %s", by_id.pop(id(s)), msg)
+            results.append(SeriesResult(scrub(series_label(s)), r.classification, "failed",
+                                        msg))
+    pseudonyms.update({s.series_uid: by_id[id(s)] for s in series if id(s) in by_id})
     assigned = _sessions(series, pseudonyms, table)
     for s, r in zip(series, rows, strict=True):
         if s.study_uid in assigned.failures and s.series_uid in pseudonyms:
@@ -234,6 +265,11 @@ def ingest_and_convert(
             k = (pseudonyms[s.series_uid], sessions[s.study_uid], r.classification)
             counts[k] = counts.get(k, 0) + 1
     jobs: list[ConvertJob] = []
+    # a session with an ADC series of its own: an ADC dcm2niix splits off a DWI (Philips) gets
+    # acq-dwi, so the two never overwrite each other (which one won depended on timing)
+    with_adc = {(pseudonyms[s.series_uid], sessions[s.study_uid]) for s, r in
+                zip(series, rows, strict=True) if s.series_uid in pseudonyms
+                and r.classification == "adc"}
     for s, r in zip(series, rows, strict=True):
         if s.series_uid not in pseudonyms:
             continue
@@ -244,7 +280,9 @@ def ingest_and_convert(
             sources=[i.source for i in s.instances], src=scrub(series_label(s)),
             sid=deid.keyed_uid(s.series_uid, uid_key).rsplit(".", 1)[-1][:16],
             classification=r.classification, evidence=r.evidence, participant=p, session=ses,
-            run=str(runs[k]) if counts[k] > 1 else "", age_days=deid.age_in_days(s.first)))
+            run=str(runs[k]) if counts[k] > 1 else "", age_days=deid.age_in_days(s.first),
+            volumes=volumes.get(id(s)),
+            embedded_adc_acq="dwi" if (p, ses) in with_adc else ""))
     ages: dict[tuple[str, str], int | None] = {}
     for job, res in zip(jobs, convert_series(jobs, out_dir, work_dir, uid_key, scrub, workers,
                                                   background=background),

@@ -74,45 +74,47 @@ def convert_series(jobs: list[ConvertJob], out_dir: Path, work_dir: Path, key: b
                 age_days=job.age_days, start=start + 1)] = ("deid", i)
 
     thread = None
-    with worker_pool(workers) as pool:
-        limit = pool_size(pool) + 1
-        fill(pool, limit)
-        if background is not None:
-            thread = threading.Thread(target=background, name="weeke-ingest-background",
-                                      daemon=True)
-            thread.start()
-        while running:
-            done, _ = wait(running, return_when=FIRST_COMPLETED)
-            for f in sorted(done, key=lambda f: running[f][1]):  # job order: stable logs
-                kind, i = running.pop(f)
-                exc = f.exception()
-                if exc is not None:
-                    if isinstance(exc, atomic.DiskFullError):
-                        raise exc
-                    if atomic.is_disk_full(exc):
-                        raise atomic.write_error(exc, getattr(exc, "filename", None)
-                                                 or work_dir) from exc
-                    if results[i] is None:
-                        job = jobs[i]
-                        what = (str(exc) if isinstance(exc, RuntimeError)
-                                else f"{type(exc).__name__}: {exc}")
-                        results[i] = SeriesResult(
-                            job.src, job.classification, "failed", scrub(f"{job.src}: {what}"),
-                            participant=job.participant, session=job.session)
-                        log.error("%s", results[i].message)
-                elif kind == "deid":
-                    left[i] -= 1
-                    if left[i] == 0 and results[i] is None:
-                        ready.append(i)
-                else:
-                    res, notes = f.result()
-                    res.message = scrub(res.message)
-                    results[i] = res
-                    for level, message in notes:  # logged here: the worker's records would
-                        log.log(level, "%s", scrub(message))  # bypass this process' handlers
+    try:
+        with worker_pool(workers) as pool:
+            limit = pool_size(pool) + 1
             fill(pool, limit)
-    if thread is not None:
-        thread.join()
+            if background is not None:
+                thread = threading.Thread(target=background, name="weeke-ingest-background",
+                                          daemon=True)
+                thread.start()
+            while running:
+                done, _ = wait(running, return_when=FIRST_COMPLETED)
+                for f in sorted(done, key=lambda f: running[f][1]):  # job order: stable logs
+                    kind, i = running.pop(f)
+                    exc = f.exception()
+                    if exc is not None:
+                        if isinstance(exc, atomic.DiskFullError):
+                            raise exc
+                        if atomic.is_disk_full(exc):
+                            raise atomic.write_error(exc, getattr(exc, "filename", None)
+                                                     or work_dir) from exc
+                        if results[i] is None:
+                            job = jobs[i]
+                            what = (str(exc) if isinstance(exc, RuntimeError)
+                                    else f"{type(exc).__name__}: {exc}")
+                            results[i] = SeriesResult(
+                                job.src, job.classification, "failed", scrub(f"{job.src}: {what}"),
+                                participant=job.participant, session=job.session)
+                            log.error("%s", results[i].message)
+                    elif kind == "deid":
+                        left[i] -= 1
+                        if left[i] == 0 and results[i] is None:
+                            ready.append(i)
+                    else:
+                        res, notes = f.result()
+                        res.message = scrub(res.message)
+                        results[i] = res
+                        for level, message in notes:  # logged here: the worker's records would
+                            log.log(level, "%s", scrub(message))  # bypass this process' handlers
+                fill(pool, limit)
+    finally:  # also when a full disk stops the ingest: a background thread left running
+        if thread is not None:  # (importing modules) would hold import locks in the next fork
+            thread.join()
     return [r for r in results if r is not None]
 
 

@@ -18,7 +18,12 @@ import csv
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
-from weeke_pipeline.ingest.classify import CLASSES, classify_series, unique_bvalues
+from weeke_pipeline.ingest.classify import (
+    CLASSES,
+    classify_series,
+    extract_features,
+    unique_bvalues,
+)
 from weeke_pipeline.ingest.discover import Series
 
 COLUMNS = ("path", "series_uid", "study_uid", "session", "series_number", "n_files", "n_frames",
@@ -65,6 +70,29 @@ def series_row(series: Series) -> SeriesRow:
         voxel_size="x".join(f"{v:g}" for v in f.voxel_size) if f.voxel_size else "",
         te=_num(f.te), tr=_num(f.tr), ti=_num(f.ti),
         description=" ".join(f.description.split()))
+
+
+def safe_series_row(series: Series) -> SeriesRow:
+    """:func:`series_row`, or, when a header defeats the classifier, a row classified ``other``
+    with ``series.problem`` naming the first file that fails (the series is refused)."""
+    try:
+        return series_row(series)
+    except Exception as exc:
+        culprit = series.instances[0]
+        for inst in series.instances:
+            try:
+                extract_features([inst.header])
+            except Exception:
+                culprit = inst
+                break
+        series.problem = (f"{culprit.source.label}: header cannot be classified "
+                          f"({type(exc).__name__}); not converted")
+        return SeriesRow(path=series.path, series_uid=series.series_uid,
+                         study_uid=series.study_uid, series_number="",
+                         n_files=len(series.instances), n_frames=0, modality="",
+                         manufacturer="", classification="other",
+                         evidence="unreadable header (refused)", bvals="", dims="",
+                         voxel_size="", te="", tr="", ti="", description="")
 
 
 def write_table(rows: list[SeriesRow], path: str | Path) -> Path:

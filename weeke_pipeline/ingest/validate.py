@@ -11,13 +11,22 @@ series that would give a wrong image. Problems, each naming files relative to th
 * **same position twice**: a slice position occurring more often than the others (a single
   volume with two images at one place, or one volume of a multi-volume series with an extra one).
 * **missing slices**: a slice position present in fewer volumes than the others, or a gap in the
-  sorted slice positions larger than 1.5 x the median spacing. A slice missing at either end of
-  the stack cannot be seen in the headers and is not detected.
+  sorted slice positions of about a whole multiple (> 1.5 x) of the median spacing. A slice
+  missing at either end of the stack cannot be seen in the headers and is not detected.
+* **geometry of every file** (before dcm2niix, which would otherwise guess): Image Orientation
+  (Patient) present with 6 finite numbers forming two orthogonal unit vectors; Image Position
+  (Patient) present with 3 finite numbers; Pixel Spacing present with 2 finite positive numbers,
+  the same in every file. One file without orientation used to switch these checks off for its
+  whole series; missing or NaN positions gave a NIfTI without orientation that failed late.
+* **irregular slice spacing**: steps between sorted positions differing from the median by more
+  than 10 % (and 0.05 mm) that are not whole multiples of it (dcm2niix regrids such stacks
+  silently).
+* **one slice**: a series of a single image is not a volume.
 
-Only classic single-frame series are checked (one image per file, positions in the top-level
-header); enhanced multi-frame and mosaic files carry their geometry per frame and are left to
-dcm2niix. This is header arithmetic only (numpy on Image Position/Orientation): no library offers
-these checks as a function (dcm2niix prints them as free-text warnings).
+Only classic single-frame series get the position checks (one image per file, positions in
+the top-level header); enhanced multi-frame and mosaic files carry their geometry per frame and
+are left to dcm2niix. This is header arithmetic only (numpy on Image Position/Orientation): no
+library offers these checks as a function (dcm2niix prints them as free-text warnings).
 """
 
 from __future__ import annotations
@@ -32,6 +41,9 @@ from weeke_pipeline.ingest.discover import Instance, Series
 ORIENTATION_TOL = 1e-3
 POSITION_DECIMALS = 2  # slice positions compared to 0.01 mm
 GAP_FACTOR = 1.5
+IRREGULAR_FRACTION = 0.10  # a step off the median spacing by more than this is irregular
+IRREGULAR_MIN_MM = 0.05
+UNIT_TOL = 0.01  # |row|, |col| = 1 and row . col = 0 within this
 
 
 class SeriesCheckError(ValueError):
@@ -44,6 +56,7 @@ class SeriesCheck:
 
     instances: list[Instance]
     warnings: list[str] = field(default_factory=list)
+    volumes: int | None = None  # images per slice position (classic series), else None
 
 
 def series_label(series: Series) -> str:
@@ -97,11 +110,69 @@ def _remove_duplicates(series: Series, check: SeriesCheck) -> None:
 
 
 def _is_classic(inst: Instance) -> bool:
+    """One image per file, its geometry in the top-level header (not enhanced, not mosaic)."""
     h = inst.header
-    frames = int(h.get("NumberOfFrames", 1) or 1)
-    image_type = [str(v).upper() for v in (h.get("ImageType") or [])]
-    return (frames <= 1 and "MOSAIC" not in image_type and "ImageOrientationPatient" in h
-            and "ImagePositionPatient" in h)
+    try:
+        frames = int(h.get("NumberOfFrames", 1) or 1)
+        image_type = [str(v).upper() for v in (h.get("ImageType") or [])]
+    except (TypeError, ValueError):
+        return True
+    # mosaics (Siemens MOSAIC, United Imaging VFRAME) keep their slice geometry elsewhere
+    return frames <= 1 and not {"MOSAIC", "VFRAME"} & set(image_type)
+
+
+def _numbers(inst: Instance, keyword: str, n: int) -> np.ndarray | str:
+    """``n`` finite numbers of ``keyword``, or what is wrong with them."""
+    value = inst.header.get(keyword)
+    if value is None or value == "":
+        return "missing"
+    values = list(value) if hasattr(value, "__len__") and not isinstance(value, str) else [value]
+    if len(values) != n:
+        return f"{len(values)} value(s) where {n} are needed"
+    try:
+        out = np.array([float(v) for v in values])
+    except (TypeError, ValueError):
+        return "not numbers"
+    if not np.all(np.isfinite(out)):
+        return "not finite (NaN or infinite)"
+    return out
+
+
+_NAMES = {"ImageOrientationPatient": "Image Orientation (Patient) (0020,0037)",
+          "ImagePositionPatient": "Image Position (Patient) (0020,0032)",
+          "PixelSpacing": "Pixel Spacing (0028,0030)"}
+
+
+def _geometry(where: str, items: list[Instance]) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Orientation, position and pixel spacing of every file; SeriesCheckError naming the first
+    file whose value is missing or unusable."""
+    arrays: dict[str, list[np.ndarray]] = {k: [] for k in _NAMES}
+    for inst in items:
+        for key, n in (("ImageOrientationPatient", 6), ("ImagePositionPatient", 3),
+                       ("PixelSpacing", 2)):
+            got = _numbers(inst, key, n)
+            if isinstance(got, str):
+                what = f"has no {_NAMES[key]}" if got == "missing" else f"{_NAMES[key]}: {got}"
+                raise SeriesCheckError(f"{where}: {_name(inst)} {what}; the volume's geometry "
+                                       "is unknown, not converted")
+            arrays[key].append(got)
+        iop, ps = arrays["ImageOrientationPatient"][-1], arrays["PixelSpacing"][-1]
+        row, col = iop[:3], iop[3:]
+        if (abs(np.linalg.norm(row) - 1) > UNIT_TOL or abs(np.linalg.norm(col) - 1) > UNIT_TOL
+                or abs(float(row @ col)) > UNIT_TOL):
+            raise SeriesCheckError(f"{where}: {_name(inst)} {_NAMES['ImageOrientationPatient']}"
+                                   ": not two orthogonal unit vectors; not converted")
+        if np.any(ps <= 0) or np.any(ps > 100):
+            raise SeriesCheckError(f"{where}: {_name(inst)} {_NAMES['PixelSpacing']}: "
+                                   f"{' x '.join(f'{v:g}' for v in ps)} mm is not a voxel size;"
+                                   " not converted")
+    spacing = np.array(arrays["PixelSpacing"])
+    odd = np.flatnonzero(np.max(np.abs(spacing - spacing[0]), axis=1) > 1e-3)
+    if odd.size:
+        raise SeriesCheckError(f"{where}: mixed pixel spacing in one series: {_name(items[0])} "
+                               f"and {_name(items[int(odd[0])])} differ; not converted")
+    return (np.array(arrays["ImageOrientationPatient"]), np.array(arrays["ImagePositionPatient"]),
+            spacing)
 
 
 def _plane(iop: np.ndarray) -> str:
@@ -114,9 +185,12 @@ def check_series(series: Series) -> SeriesCheck:
     check = SeriesCheck(list(series.instances))
     _remove_duplicates(series, check)
     items = check.instances
-    if len(items) < 2 or not all(_is_classic(i) for i in items):
-        return check
     where = series_label(series)
+    if len(items) == 1 and _is_classic(items[0]):
+        raise SeriesCheckError(f"{where}: only one slice ({_name(items[0])}): a single image is "
+                               "not a volume; not converted")
+    if not all(_is_classic(i) for i in items):
+        return check
 
     sizes: dict[tuple[int, int], list[Instance]] = defaultdict(list)
     for i in items:
@@ -126,7 +200,7 @@ def check_series(series: Series) -> SeriesCheck:
                          for (r, c), v in sizes.items())
         raise SeriesCheckError(f"{where}: mixed image sizes in one series: {desc}")
 
-    iops = np.array([[float(x) for x in i.header.ImageOrientationPatient] for i in items])
+    iops, pos, _ = _geometry(where, items)
     groups: list[tuple[np.ndarray, list[Instance]]] = []
     for iop, inst in zip(iops, items, strict=True):
         for ref, members in groups:
@@ -141,7 +215,6 @@ def check_series(series: Series) -> SeriesCheck:
         raise SeriesCheckError(f"{where}: mixed slice orientations in one series: {desc}")
 
     normal = np.cross(iops[0, :3], iops[0, 3:])
-    pos = np.array([[float(x) for x in i.header.ImagePositionPatient] for i in items])
     dist = np.round(pos @ normal, POSITION_DECIMALS)
     at: dict[float, list[Instance]] = defaultdict(list)
     for d, inst in zip(dist, items, strict=True):
@@ -156,6 +229,7 @@ def check_series(series: Series) -> SeriesCheck:
             f"{where}: same slice position twice: {_examples(at[d])} are all at {d:g} mm"
             f" ({len(at[d])} images where the other positions have {n_vol});"
             f" {len(extra)} position(s) affected")
+    check.volumes = n_vol
     fewer = [d for d, v in at.items() if len(v) < n_vol]
     if fewer:
         d = sorted(fewer)[0]
@@ -167,7 +241,9 @@ def check_series(series: Series) -> SeriesCheck:
     if len(levels) >= 3:
         steps = np.diff(levels)
         spacing = float(np.median(steps))
-        gaps = np.flatnonzero(steps > GAP_FACTOR * spacing)
+        ratio = steps / spacing
+        whole = np.abs(ratio - np.round(ratio)) < 0.25
+        gaps = np.flatnonzero((steps > GAP_FACTOR * spacing) & whole)
         if gaps.size:
             k = int(gaps[0])
             lo, hi = at[float(levels[k])][0], at[float(levels[k + 1])][0]
@@ -176,4 +252,16 @@ def check_series(series: Series) -> SeriesCheck:
                 f"{where}: missing slices: gap of {steps[k]:.3g} mm between {_name(lo)} and "
                 f"{_name(hi)} (slice spacing {spacing:.3g} mm); about {missing} slice(s) "
                 "missing")
+        off = np.flatnonzero(np.abs(steps - spacing) > max(IRREGULAR_FRACTION * spacing,
+                                                           IRREGULAR_MIN_MM))
+        if off.size:
+            k = int(off[0])
+            lo, hi = at[float(levels[k])][0], at[float(levels[k + 1])][0]
+            raise SeriesCheckError(
+                f"{where}: irregular slice spacing: steps from {steps.min():.3g} to "
+                f"{steps.max():.3g} mm (median {spacing:.3g} mm; e.g. {steps[k]:.3g} mm between"
+                f" {_name(lo)} and {_name(hi)}); dcm2niix would regrid it, not converted")
+    elif len(levels) == 1 and len(items) > 1 and n_vol == len(items):
+        raise SeriesCheckError(f"{where}: only one slice position ({len(items)} images all at "
+                               f"{levels[0]:g} mm): not a volume; not converted")
     return check

@@ -26,6 +26,12 @@ class Forbidden(ReadingError):
     status = 403
 
 
+class TooManyFailures(ReadingError):
+    """Too many wrong passwords (login or signing) for this user name or address."""
+
+    status = 429
+
+
 def ensure_unlocked() -> None:
     """Refuse (:class:`Locked`) when the coordinator has locked the reading database."""
     from weeke_pipeline.reading.models import DatabaseLock

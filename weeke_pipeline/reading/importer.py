@@ -35,6 +35,7 @@ or the session.
 from __future__ import annotations
 
 import json
+import os
 import secrets
 from dataclasses import dataclass, field
 from functools import cache
@@ -259,9 +260,12 @@ def deidentified_copy(src: Path, dest: Path, box: object = None) -> None:
         from weeke_pipeline.reading.image_prep import crop_to_box
 
         out = crop_to_box(out, box)
-    dest.parent.mkdir(parents=True, exist_ok=True)
+    from weeke_pipeline.reading.settings import private_folder
+
+    private_folder(dest.parent)  # images/ and images/<code>/: owner only (0700)
     tmp = dest.with_name(dest.name + ".part.nii.gz")
     nib.save(out, str(tmp))
+    os.chmod(tmp, 0o600)  # the owner only, like the database and the keys
     tmp.replace(dest)
 
 
@@ -299,8 +303,9 @@ def import_cases(root: Path, user: object = None, *, crop_margin_mm: float | Non
 
     from weeke_pipeline.reading import audit
     from weeke_pipeline.reading.models import Case
-    from weeke_pipeline.reading.services import assign_cases
+    from weeke_pipeline.reading.services import assign_cases, ensure_unlocked
 
+    ensure_unlocked()  # before any image is copied
     root = Path(root)
     if not root.is_dir():
         raise ImportProblem(f"{root}: not a folder")

@@ -136,7 +136,8 @@ class AppendOnlyQuerySet(models.QuerySet):
 
 
 class AuditEntry(models.Model):
-    """One audit event; ``hash`` = SHA-256 over the entry's content and ``prev_hash``.
+    """One audit event; ``hash`` = HMAC-SHA256 (key outside the database) over the entry's
+    content and ``prev_hash`` (:mod:`weeke_pipeline.reading.audit`).
 
     Append-only at model level (save refuses updates; delete and queryset update/delete raise);
     editing the table behind Django's back breaks the chain, which ``weeke audit verify`` finds.
@@ -173,6 +174,8 @@ class AuditHead(models.Model):
     """Single row locked while appending so concurrent writers chain in order."""
 
     last_hash = models.CharField(max_length=64, default="0" * 64)
+    #: the chain is keyed (HMAC) from its ``audit.key`` entry on (reading/audit.py)
+    keyed = models.BooleanField(default=False)
 
 
 class DatabaseLock(models.Model):

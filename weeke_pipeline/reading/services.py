@@ -14,8 +14,14 @@ from django.db.models import Count, F
 from django.utils import timezone
 
 from weeke_pipeline.constants import DEFAULT_FORM
-from weeke_pipeline.reading import audit, study
-from weeke_pipeline.reading.errors import Conflict, Forbidden, ReadingError, ensure_unlocked
+from weeke_pipeline.reading import audit, study, throttle
+from weeke_pipeline.reading.errors import (
+    Conflict,
+    Forbidden,
+    ReadingError,
+    TooManyFailures,
+    ensure_unlocked,
+)
 from weeke_pipeline.reading.errors import Locked as Locked  # services.Locked, as before
 from weeke_pipeline.reading.models import (
     Adjudication,
@@ -31,6 +37,19 @@ from weeke_pipeline.scoring import compare
 READS_PER_CASE = 2
 MAX_REASON = 500
 ITEM_KEYS = {"extent", "laterality", "assessable", "reason"}
+
+
+def check_password(user: Any, password: str, address: str, refusal: str) -> None:
+    """Re-entered password for signing: refused while the user name or address is throttled
+    (429), a wrong one counted with the login failures and audited (``sign.failed``); every
+    wrong password gets the same answer ``refusal`` (403)."""
+    try:
+        throttle.check(user.username, address)
+    except throttle.Throttled as exc:
+        raise TooManyFailures(str(exc)) from exc
+    if not user.check_password(password or ""):
+        throttle.record_failure(user.username, address, "sign.failed")
+        raise Forbidden(refusal)
 
 
 def get_form(form_id: str | None = None, version: str | None = None) -> Any:
@@ -86,6 +105,11 @@ def clean_items(form: Any, payload: Any) -> dict[str, dict[str, Any]]:
     return items
 
 
+def item_extents(item: Any) -> set[int]:
+    """The extent values an item defines (form definition)."""
+    return {e.value for e in item.extents}
+
+
 def pending_items(form: Any, items: dict[str, dict[str, Any]]) -> list[str]:
     """Items of a draft still being filled in: extent > 0 of a lateralised item without
     laterality, or not assessable without a reason (left out of a draft's score)."""
@@ -93,8 +117,10 @@ def pending_items(form: Any, items: dict[str, dict[str, Any]]) -> list[str]:
     for item_id, entry in items.items():
         item = form.item(item_id)
         no_reason = entry.get("assessable") is False and not entry.get("reason", "").strip()
-        no_side = (item.lateralised and isinstance(entry.get("extent"), int)
-                   and entry["extent"] > 0 and "laterality" not in entry)
+        # only an extent the item has is pending; any other (99) goes to the engine, refused
+        extent = entry.get("extent")
+        no_side = (item.lateralised and type(extent) is int and extent > 0
+                   and extent in item_extents(item) and "laterality" not in entry)
         if no_reason or no_side:
             pending.append(item_id)
     return pending
@@ -176,18 +202,20 @@ def save_draft(obj: ReadBase, user: Any, payload: Any, version: Any) -> dict[str
     return score_response(obj, form, items, scored)
 
 
-def sign(obj: ReadBase, user: Any, password: str, version: Any) -> dict[str, Any]:
+def sign(obj: ReadBase, user: Any, password: str, version: Any, *,
+         address: str = "") -> dict[str, Any]:
     """Sign a complete draft after password re-entry; a signed read is locked."""
     ensure_unlocked()
-    if not user.check_password(password or ""):
-        raise Forbidden("password incorrect: the read was not signed")
     if obj.status != ReadBase.DRAFT:
         raise Conflict("already signed")
     if obj.version != version:
         raise Conflict("this draft was changed in another tab or window; reload before signing")
     form = form_of(obj)
     items = obj.items.get("items", {})
+    # completeness before the password: the answer to an incomplete draft does not depend on
+    # the password (no oracle); every wrong password then gets the same 403
     result, _ = score(form, items, final=True)
+    check_password(user, password, address, "password incorrect: the read was not signed")
     now = timezone.now()
     shown = study.reader_sequences()
     with transaction.atomic():
@@ -205,7 +233,7 @@ def sign(obj: ReadBase, user: Any, password: str, version: Any) -> dict[str, Any
 
 
 def revise(obj: ReadBase, user: Any, payload: Any, reason: str, password: str,
-           version: Any) -> dict[str, Any]:
+           version: Any, *, address: str = "") -> dict[str, Any]:
     """Change a signed read: needs a reason and the password; old and new are recorded."""
     ensure_unlocked()
     if obj.status != ReadBase.SIGNED:
@@ -215,11 +243,10 @@ def revise(obj: ReadBase, user: Any, payload: Any, reason: str, password: str,
         raise ReadingError("a change after signing needs a reason")
     if len(reason) > MAX_REASON:
         raise ReadingError(f"the reason is longer than {MAX_REASON} characters")
-    if not user.check_password(password or ""):
-        raise Forbidden("password incorrect: the change was not saved")
     form = form_of(obj)
     items = clean_items(form, payload)
     score(form, items, final=True)
+    check_password(user, password, address, "password incorrect: the change was not saved")
     with transaction.atomic():
         changed = type(obj).objects.filter(pk=obj.pk, version=version).update(
             items={"items": items}, version=F("version") + 1, signed_at=timezone.now())
@@ -251,6 +278,10 @@ def needs_adjudication(case: Case) -> bool:
 def get_or_create_adjudication(case: Case, user: Any) -> Adjudication:
     adj = Adjudication.objects.filter(case=case).first()
     if adj is not None:
+        # a consensus is its adjudicator's: another one can neither change nor sign it (the
+        # export credits the adjudicator who opened it, who is then also who signed it)
+        if adj.adjudicator_id != user.pk:
+            raise Forbidden("this consensus is being recorded by another adjudicator")
         return adj
     if not needs_adjudication(case):
         raise Forbidden("this case does not need adjudication")

@@ -4,6 +4,9 @@ Environment: ``WEEKE_DATA_DIR`` (data folder: SQLite database, de-identified ima
 ``WEEKE_DATABASE_URL`` or ``DATABASE_URL`` (``sqlite:///path`` or
 ``postgresql://user:password@host:port/name``; a unix socket as ``?host=/dir``),
 ``WEEKE_ALLOWED_HOSTS`` (comma separated), ``WEEKE_SECURE_COOKIES=1`` behind HTTPS,
+``WEEKE_TRUSTED_PROXIES`` (comma separated addresses or networks of reverse proxies whose
+``X-Forwarded-For`` gives the client address for the login limits), ``WEEKE_AUDIT_KEY`` (the
+audit chain key, else ``<data>/audit_key``),
 ``WEEKE_PUBLIC_URL`` (``https://host[:port]`` behind a TLS proxy: allowed host, trusted CSRF
 origin, secure cookies, HSTS; see :mod:`weeke_pipeline.reading.deployment`).
 As a settings module (``DJANGO_SETTINGS_MODULE=weeke_pipeline.reading.settings``) it reads the
@@ -12,6 +15,7 @@ environment; :func:`weeke_pipeline.reading.setup` calls :func:`build_settings` d
 
 from __future__ import annotations
 
+import contextlib
 import os
 import secrets
 from pathlib import Path
@@ -69,6 +73,26 @@ def _sqlite(path: Path) -> dict[str, Any]:
     }
 
 
+def private_folder(path: Path) -> Path:
+    """Create ``path`` (and missing parents) readable by the owner only (0700); a folder that
+    exists already keeps its mode (the administrator chose it)."""
+    if not path.exists():
+        if not path.parent.exists():
+            private_folder(path.parent)
+        path.mkdir(mode=0o700, exist_ok=True)
+        os.chmod(path, 0o700)  # mkdir's mode is filtered by the umask
+    return path
+
+
+def private_file(path: Path) -> None:
+    """Create an empty ``path`` with mode 0600 if it does not exist (SQLite then gives its
+    -wal and -shm files the same mode)."""
+    if not path.exists():
+        path.parent.mkdir(parents=True, exist_ok=True)
+        with contextlib.suppress(FileExistsError):
+            os.close(os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600))
+
+
 def _secret_key(data_dir: Path) -> str:
     if os.environ.get("WEEKE_SECRET_KEY"):
         return os.environ["WEEKE_SECRET_KEY"]
@@ -84,9 +108,11 @@ def build_settings(data_dir: str | os.PathLike[str] | None = None,
                    database_url: str | None = None) -> dict[str, Any]:
     """All Django settings as a dict; creates the data folder on first use."""
     folder = Path(data_dir or os.environ.get("WEEKE_DATA_DIR") or DEFAULT_DATA_DIR).resolve()
-    folder.mkdir(parents=True, exist_ok=True)
+    private_folder(folder)
     url = database_url or os.environ.get("WEEKE_DATABASE_URL") or os.environ.get("DATABASE_URL")
     database = parse_database_url(url, folder) if url else _sqlite(folder / "reading.sqlite3")
+    if database["ENGINE"].endswith("sqlite_backend"):
+        private_file(Path(database["NAME"]))
     hosts = os.environ.get("WEEKE_ALLOWED_HOSTS", "127.0.0.1,localhost,[::1]").split(",")
     secure = os.environ.get("WEEKE_SECURE_COOKIES") == "1"
     public = public_url_settings(os.environ["WEEKE_PUBLIC_URL"]) \
@@ -134,6 +160,8 @@ def build_settings(data_dir: str | os.PathLike[str] | None = None,
         "DATABASES": {"default": database},
         "DEFAULT_AUTO_FIELD": "django.db.models.BigAutoField",
         "AUTH_PASSWORD_VALIDATORS": [
+            # the password may not resemble the user name
+            {"NAME": "django.contrib.auth.password_validation.UserAttributeSimilarityValidator"},
             {"NAME": "django.contrib.auth.password_validation.MinimumLengthValidator",
              "OPTIONS": {"min_length": 10}},
             {"NAME": "django.contrib.auth.password_validation.CommonPasswordValidator"},
@@ -170,6 +198,11 @@ def build_settings(data_dir: str | os.PathLike[str] | None = None,
         "WEEKE_LOGIN_WINDOW_S": 15 * 60,
         "WEEKE_LOGIN_MAX_FAILURES_USER": 5,
         "WEEKE_LOGIN_MAX_FAILURES_IP": 20,
+        # Reverse proxies whose X-Forwarded-For is believed for the client address (addresses
+        # or networks); empty: REMOTE_ADDR is the client (reading/throttle.py).
+        "WEEKE_TRUSTED_PROXIES": [p.strip() for p in
+                                  os.environ.get("WEEKE_TRUSTED_PROXIES", "").split(",")
+                                  if p.strip()],
         # Static files through WhiteNoise *inside* the middleware stack (after the security,
         # CSP and framing middleware): they get the same security headers as the pages.
         # Finders: served straight from the installed package, no collectstatic step.

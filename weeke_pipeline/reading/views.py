@@ -7,33 +7,32 @@ read. A case a user may not see answers 404 (its existence is not revealed).
 from __future__ import annotations
 
 import json
-from datetime import timedelta
 from functools import wraps
+from pathlib import Path
 from typing import Any
 
 from django import forms
 from django.conf import settings
 from django.contrib import messages
+from django.contrib.admin.forms import AdminAuthenticationForm
 from django.contrib.auth import views as auth_views
 from django.contrib.auth.decorators import login_required
 from django.contrib.auth.forms import AuthenticationForm
 from django.http import FileResponse, Http404, HttpRequest, HttpResponse, JsonResponse
 from django.shortcuts import get_object_or_404, redirect, render
-from django.utils import timezone
-from django.views.decorators.http import require_GET, require_POST
+from django.views.decorators.http import require_GET, require_POST, require_safe
 
-from weeke_pipeline.reading import audit, hanging, services, study, timing
+from weeke_pipeline.reading import audit, hanging, services, study, throttle, timing
 from weeke_pipeline.reading.models import (
     Adjudication,
     Case,
     DatabaseLock,
-    LoginFailure,
     Read,
     ReaderAssignment,
     ReaderPreference,
 )
 from weeke_pipeline.reading.sequences import SEQUENCES
-from weeke_pipeline.reading.signals import client_address
+from weeke_pipeline.reading.throttle import client_address
 
 
 def roles(user: Any) -> set[str]:
@@ -64,22 +63,28 @@ def role_required(*allowed: str):  # type: ignore[no-untyped-def]
 
 # ---------------------------------------------------------------- login with throttling
 
-class ThrottledAuthenticationForm(AuthenticationForm):
-    """Refuses a login once a username or client address has too many recent failures."""
+class ThrottleMixin:
+    """Refuses a login once the (normalised) user name or the client address has too many
+    recent failures (:mod:`weeke_pipeline.reading.throttle`); used by the app's and the admin's
+    login forms."""
 
     def clean(self) -> dict[str, Any]:
-        username = (self.data.get("username") or "")[:150]
-        since = timezone.now() - timedelta(seconds=settings.WEEKE_LOGIN_WINDOW_S)
-        recent = LoginFailure.objects.filter(at__gte=since)
-        if (recent.filter(username=username).count() >= settings.WEEKE_LOGIN_MAX_FAILURES_USER
-                or recent.filter(address=client_address(self.request)).count()
-                >= settings.WEEKE_LOGIN_MAX_FAILURES_IP):
+        username = throttle.normalise_username(self.data.get("username"))
+        try:
+            throttle.check(username, client_address(self.request))
+        except throttle.Throttled as exc:
             audit.record("anonymous", "login.throttled", object_type="user",
                          object_id=username[:64])
-            raise forms.ValidationError(
-                "Too many failed logins: try again in "
-                f"{settings.WEEKE_LOGIN_WINDOW_S // 60} minutes.", code="throttled")
-        return super().clean()
+            raise forms.ValidationError(str(exc), code="throttled") from exc
+        return super().clean()  # type: ignore[misc]
+
+
+class ThrottledAuthenticationForm(ThrottleMixin, AuthenticationForm):
+    """The app's login form."""
+
+
+class ThrottledAdminAuthenticationForm(ThrottleMixin, AdminAuthenticationForm):
+    """The admin site's login form (``admin.site.login_form``): the same limits."""
 
 
 class LoginView(auth_views.LoginView):
@@ -88,6 +93,7 @@ class LoginView(auth_views.LoginView):
     redirect_authenticated_user = True
 
 
+@require_safe
 @login_required
 def home(request: HttpRequest) -> HttpResponse:
     r = roles(request.user)
@@ -141,6 +147,7 @@ WORKLIST_FILTERS = {"all": None, "todo": "not started", "draft": "draft", "signe
 
 
 @role_required("reader")
+@require_safe
 def worklist(request: HttpRequest) -> HttpResponse:
     rows = worklist_rows(request.user)
     progress = {"signed": 0, "draft": 0, "todo": 0}
@@ -170,6 +177,7 @@ def _next_case(rows: list[dict[str, Any]], after: str | None = None) -> str | No
 
 
 @role_required("reader", "adjudicator")
+@require_safe
 def next_case(request: HttpRequest) -> HttpResponse:
     """Go to the next case to read (``?after=CODE``: the case just signed); the worklist with
     a message when nothing is left."""
@@ -180,8 +188,8 @@ def next_case(request: HttpRequest) -> HttpResponse:
             return redirect("read_page", code)
         messages.success(request, "All cases on your worklist are signed.")
         return redirect("worklist")
-    rows = [r for r in _adjudication_cases() if r["status"] != "signed"
-            and r["case"].code != after]
+    rows = [r for r in _adjudication_cases(request.user) if r["status"] != "signed"
+            and not r["other"] and r["case"].code != after]
     if rows:
         return redirect("adjudication_page", rows[0]["case"].code)
     messages.success(request, "No case is waiting for adjudication.")
@@ -243,6 +251,7 @@ def _page_config(request: HttpRequest, case: Case, obj: Any, api: str,
 
 
 @role_required("reader")
+@require_safe
 def read_page(request: HttpRequest, code: str) -> HttpResponse:
     try:
         read = _own_read(request, code)
@@ -262,6 +271,9 @@ def _json_body(request: HttpRequest) -> dict[str, Any]:
         body = json.loads(request.body or b"{}")
     except (json.JSONDecodeError, UnicodeDecodeError) as exc:
         raise services.ReadingError("the request body is not valid JSON") from exc
+    except RecursionError as exc:  # nested thousands deep: refused, not a server error
+        raise services.ReadingError("the request body is not valid JSON (nested too "
+                                    "deeply)") from exc
     if not isinstance(body, dict):
         raise services.ReadingError("expected a JSON object")
     return body
@@ -282,7 +294,13 @@ def _api(fn):  # type: ignore[no-untyped-def]
             return JsonResponse(fn(request, *args, **kwargs))
         except services.ReadingError as exc:
             return JsonResponse({"error": str(exc), "item": exc.item}, status=exc.status)
+        except Http404 as exc:  # an API answers JSON, also when the case is not found
+            return JsonResponse({"error": str(exc) or "not found", "item": None}, status=404)
     return wrapped
+
+
+#: the actions of the read and consensus APIs ("" = get or autosave the draft)
+ACTIONS = ("", "sign", "revise")
 
 
 def _dispatch(request: HttpRequest, obj: Any, action: str) -> dict[str, Any]:
@@ -298,10 +316,12 @@ def _dispatch(request: HttpRequest, obj: Any, action: str) -> dict[str, Any]:
     if action == "":
         out = services.save_draft(obj, request.user, body, _version(body))
     elif action == "sign":
-        out = services.sign(obj, request.user, body.get("password", ""), _version(body))
+        out = services.sign(obj, request.user, body.get("password", ""), _version(body),
+                            address=client_address(request))
     elif action == "revise":
         return services.revise(obj, request.user, body, body.pop("reason", ""),
-                               body.pop("password", ""), _version(body))
+                               body.pop("password", ""), _version(body),
+                               address=client_address(request))
     else:
         raise Http404
     # the reading time measured by the page since its last acknowledged save (after the
@@ -319,6 +339,8 @@ def _dispatch(request: HttpRequest, obj: Any, action: str) -> dict[str, Any]:
 @role_required("reader")
 @_api
 def read_api(request: HttpRequest, code: str, action: str = "") -> dict[str, Any]:
+    if action not in ACTIONS:
+        raise Http404("no such action")
     return _dispatch(request, _own_read(request, code), action)
 
 
@@ -349,6 +371,20 @@ def _may_view_images(user: Any, case: Case) -> bool:
                                    or services.needs_adjudication(case))
 
 
+def image_path(case: Case, sequence: str) -> Path | None:
+    """The case's image file, only if it resolves (symbolic links followed) to a file inside
+    ``<data>/images/``; a path edited to lead anywhere else (the secret key, ``../..``, an
+    absolute path, a link) gives None."""
+    root = (Path(settings.WEEKE_DATA_DIR) / "images").resolve()
+    rel = case.images.get(sequence)
+    if not isinstance(rel, str) or not rel:
+        return None
+    path = (Path(settings.WEEKE_DATA_DIR) / rel).resolve()
+    if not path.is_relative_to(root) or path == root or not path.is_file():
+        return None
+    return path
+
+
 @login_required
 @require_GET
 def image(request: HttpRequest, code: str, sequence: str) -> HttpResponse:
@@ -359,7 +395,9 @@ def image(request: HttpRequest, code: str, sequence: str) -> HttpResponse:
         raise Http404("no such image")
     if "coordinator" not in roles(request.user) and sequence not in study.reader_sequences():
         raise Http404("no such image")
-    path = settings.WEEKE_DATA_DIR / case.images[sequence]
+    path = image_path(case, sequence)
+    if path is None:
+        raise Http404("no such image")
     # FileResponse closes the file when the response is done
     response = FileResponse(open(path, "rb"),  # noqa: SIM115
                             content_type="application/octet-stream")
@@ -369,19 +407,21 @@ def image(request: HttpRequest, code: str, sequence: str) -> HttpResponse:
 
 # ---------------------------------------------------------------- adjudicator
 
-def _adjudication_cases() -> list[dict[str, Any]]:
+def _adjudication_cases(user: Any) -> list[dict[str, Any]]:
     rows = []
     for case in Case.objects.order_by("code"):
         adj = Adjudication.objects.filter(case=case).first()
         if adj is not None or services.needs_adjudication(case):
-            rows.append({"case": case, "status": adj.status if adj else "to do"})
+            rows.append({"case": case, "status": "to do" if adj is None else adj.status,
+                         "other": adj is not None and adj.adjudicator_id != user.pk})
     return rows
 
 
 @role_required("adjudicator")
+@require_safe
 def adjudication_list(request: HttpRequest) -> HttpResponse:
     return render(request, "reading/adjudication_list.html",
-                  {"rows": _adjudication_cases(), "locked": DatabaseLock.is_locked()})
+                  {"rows": _adjudication_cases(request.user), "locked": DatabaseLock.is_locked()})
 
 
 def _adjudication_case(code: str) -> Case:
@@ -392,6 +432,7 @@ def _adjudication_case(code: str) -> Case:
 
 
 @role_required("adjudicator")
+@require_safe
 def adjudication_page(request: HttpRequest, code: str) -> HttpResponse:
     case = _adjudication_case(code)
     try:
@@ -432,14 +473,16 @@ def _describe(item: Any, value: dict[str, Any] | None) -> str:
 @role_required("adjudicator")
 @_api
 def consensus_api(request: HttpRequest, code: str, action: str = "") -> dict[str, Any]:
+    if action not in ACTIONS:
+        raise Http404("no such action")
     case = _adjudication_case(code)
-    adj = services.get_or_create_adjudication(case, request.user)
-    return _dispatch(request, adj, action)
+    return _dispatch(request, services.get_or_create_adjudication(case, request.user), action)
 
 
 # ---------------------------------------------------------------- coordinator
 
 @role_required("coordinator")
+@require_safe
 def coordinator(request: HttpRequest) -> HttpResponse:
     rows = []
     for case in Case.objects.prefetch_related("assignments__reader", "reads").order_by("code"):

@@ -57,14 +57,18 @@ class RunSummary:
     errors: dict[str, str] = field(default_factory=dict)
     notes: dict[str, str] = field(default_factory=dict)  # sub_ses -> QC warnings, skip reason
     ingest_failures: list[str] = field(default_factory=list)
+    skipped_files: list[str] = field(default_factory=list)  # damaged DICOM files, unread zips
     notice: str = ""  # run-wide, e.g. the phantom atlas on real data (atlas/honesty.py)
     group_metrics: str = ""
     qc_index: str = ""
 
     @property
     def ok(self) -> bool:
-        return (not self.errors and not self.ingest_failures
-                and "skip" not in self.subjects.values())
+        """The exit-code contract of ``weeke run`` (0 when True, else 1): every subject/session
+        ``pass`` or ``warn``, no series refused, no damaged DICOM file skipped (non-DICOM files
+        and non-image objects such as presentation states do not count)."""
+        return (not self.errors and not self.ingest_failures and not self.skipped_files
+                and all(v in ("pass", "warn") for v in self.subjects.values()))
 
 
 def project_key(cfg: RunConfig, out: Path) -> bytes:
@@ -265,26 +269,6 @@ def _crash_messages(work: Path) -> dict[str, str]:
     return out
 
 
-class Progress:
-    """A one-line-per-event progress display of the batch (Nipype's status callback)."""
-
-    def __init__(self, total: int, stream: Any = None) -> None:
-        import sys
-
-        self.total, self.done, self.stream = total, 0, stream or sys.stderr
-
-    def __call__(self, node: Any, status: str) -> None:
-        name = node.fullname.split(".")
-        where = next((p for p in name if p.startswith("sub_")), "")
-        if status == "end":
-            self.done += 1
-        if status in ("end", "exception"):
-            label = where.removesuffix("_wf").replace("_ses_", " ses-").replace("sub_", "sub-")
-            mark = "done" if status == "end" else "FAILED"
-            print(f"[{self.done:>3}/{self.total}] {label:<16} {name[-1]:<12} {mark}",
-                  file=self.stream, flush=True)
-
-
 def status_table(summary: RunSummary) -> str:
     """The end-of-run table: one line per subject/session with its QC status or error."""
     lines = [summary.notice, ""] if summary.notice else []
@@ -294,6 +278,8 @@ def status_table(summary: RunSummary) -> str:
         lines.append(f"{key:<24} {status:<6} {detail[:200]}")
     for msg in summary.ingest_failures:
         lines.append(f"{'(ingest)':<24} {'fail':<6} {msg[:200]}")
+    for msg in summary.skipped_files:
+        lines.append(f"{'(ingest)':<24} {'skip':<6} {msg[:200]}")
     if not summary.subjects and not summary.ingest_failures:
         lines.append("(no subject with a T2w found)")
     return "\n".join(lines)
@@ -301,20 +287,32 @@ def status_table(summary: RunSummary) -> str:
 
 def run_pipeline(cfg: RunConfig, *, progress: bool = False) -> RunSummary:
     """Run the whole batch job described by ``cfg``; returns the summary (also written as
-    ``<out>/derivatives/weeke/run_summary.json``)."""
-    from weeke_pipeline.ingest.convert import ensure_dcm2niix_on_path
-    from weeke_pipeline.ingest.run import NoDicomError, ingest_and_convert
-    from weeke_pipeline.ingest.sessions import SessionTableError
+    ``<out>/derivatives/weeke/run_summary.json``). The plugin and its arguments, the
+    configuration and the preset are checked first, and the output and work folders are locked
+    for the run (one run per folder)."""
+    from weeke_pipeline.execution import RunLock, validate_plugin
 
+    validate_plugin(cfg.plugin, cfg.plugin_args)
     if not cfg.input_dir or not Path(cfg.input_dir).exists():
         raise ConfigError(f"input folder {cfg.input_dir or '(none)'} does not exist")
     cfg.validate()
     run_preset(cfg)  # an unknown preset is a usage error before any work
     out = Path(cfg.output_dir).resolve()
-    rawdata, deriv = out / "rawdata", out / DERIVATIVES
     work = Path(cfg.work_dir).resolve() if cfg.work_dir else out / "work"
     check_writable(out, "output folder")
     check_writable(work, "work folder")
+    with RunLock([out, work]):
+        return _run_pipeline(cfg, progress=progress)
+
+
+def _run_pipeline(cfg: RunConfig, *, progress: bool = False) -> RunSummary:
+    from weeke_pipeline.ingest.convert import ensure_dcm2niix_on_path
+    from weeke_pipeline.ingest.run import NoDicomError, ingest_and_convert
+    from weeke_pipeline.ingest.sessions import SessionTableError
+
+    out = Path(cfg.output_dir).resolve()
+    rawdata, deriv = out / "rawdata", out / DERIVATIVES
+    work = Path(cfg.work_dir).resolve() if cfg.work_dir else out / "work"
     os.environ.setdefault("ITK_GLOBAL_DEFAULT_NUMBER_OF_THREADS", "2")
     ensure_dcm2niix_on_path()
     _quiet_nipype(verbose=log.isEnabledFor(logging.INFO))
@@ -330,11 +328,14 @@ def run_pipeline(cfg: RunConfig, *, progress: bool = False) -> RunSummary:
                                     series_table=cfg.series_table or None,
                                     sessions=cfg.sessions or None,
                                     key=project_key(cfg, out), work_dir=work / "deid",
-                                    workers=ingest_workers(cfg), background=preload)
+                                    workers=ingest_workers(cfg), background=preload,
+                                    max_file_mb=cfg.max_file_mb or None)
     except (NoDicomError, SessionTableError) as exc:
         raise ConfigError(str(exc)) from None
     summary.ingest_failures = [f"sub-{s.participant}: {s.message}" if s.participant else s.message
                                for s in ingest.series if s.status == "failed"]
+    summary.skipped_files = [f"{f.source}: {f.reason}" for f in ingest.skipped_files
+                             if f.damaged]
     sessions = find_sessions(rawdata)
     wanted = {s.removeprefix("sub-") for s in cfg.subjects}
     if cfg.subjects:
@@ -359,6 +360,7 @@ def process_sessions(cfg: RunConfig, sessions: list[SubjectInputs], *,
                      summary: RunSummary | None = None, progress: bool = False) -> RunSummary:
     """Stage 2 and 3: the per-subject workflows under the configured plugin, then QC for every
     subject (failed ones included), the group metrics table and the QC index."""
+    from weeke_pipeline.execution import RunLock, execute
     from weeke_pipeline.imaging import metrics, qc, qc_report
 
     out = Path(cfg.output_dir).resolve()
@@ -376,18 +378,10 @@ def process_sessions(cfg: RunConfig, sessions: list[SubjectInputs], *,
         _preload()  # once here, before the workers fork, instead of once in every worker
     log.info("running %d session(s) with the %s plugin", len(sessions), cfg.plugin)
     (deriv / "run_config.toml").write_text(cfg.to_toml(_provenance(cfg)))
-    plugin_args = dict(cfg.plugin_args)
-    if progress and cfg.plugin in ("Linear", "MultiProc", "LegacyMultiProc"):
-        # the nodes that run: Nipype drops the identity nodes (inputnode, outputnode)
-        runs = [n for n in wf.list_node_names()
-                if n.rsplit(".", 1)[-1] not in ("inputnode", "outputnode")]
-        plugin_args["status_callback"] = Progress(len(runs))
     for stale in (work / "crash").glob("crash-*"):  # a re-run reports only its own crashes
         stale.unlink()
-    try:
-        wf.run(plugin=cfg.plugin, plugin_args=plugin_args)
-    except RuntimeError as exc:  # some node crashed: the other subjects have still run
-        log.warning("some subjects failed: %s", str(exc).splitlines()[0])
+    with RunLock([out, work]):  # (a no-op under run_pipeline's lock)
+        execute(wf, cfg.plugin, dict(cfg.plugin_args), work=work, progress=progress)
     crashes = _crash_messages(work)
 
     results, tables = [], []
@@ -448,5 +442,6 @@ def _write_summary(summary: RunSummary, deriv: Path) -> None:
         {"output_dir": summary.output_dir, "subjects": summary.subjects,
          "errors": summary.errors, "notes": summary.notes,
          "ingest_failures": summary.ingest_failures, "notice": summary.notice,
+         "skipped_files": summary.skipped_files,
          "group_metrics": summary.group_metrics, "qc_index": summary.qc_index,
          "weeke_pipeline_version": __version__}, indent=2) + "\n")

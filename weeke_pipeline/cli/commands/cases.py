@@ -40,6 +40,7 @@ def run(args: argparse.Namespace) -> int:
                   f"{c.pma_label}\t{c.day_of_life}\t" + ",".join(c.sequences))
         return 0
     from weeke_pipeline.reading.importer import ImportProblem, import_cases
+    from weeke_pipeline.reading.services import ReadingError
 
     try:
         if args.crop_margin_mm < 0:
@@ -48,6 +49,8 @@ def run(args: argparse.Namespace) -> int:
             args.output, crop_margin_mm=None if args.no_crop else args.crop_margin_mm)
     except ImportProblem as exc:
         raise UsageError(str(exc)) from exc
+    except ReadingError as exc:  # the database is locked
+        raise UsageError(f"{exc}: nothing imported") from exc
     for w in warnings:
         print(f"warning: {w}")
     print(f"imported {len(created)} case(s): {', '.join(created) or '-'}")

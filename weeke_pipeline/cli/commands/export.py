@@ -98,7 +98,7 @@ def run(args: argparse.Namespace) -> int:
             rows[name] = len(table)
         for name, table in (("redcap_import", redcap), ("redcap_data_dictionary", redcap_dd)):
             p = args.out / f"{name}.csv"
-            table.to_csv(p, index=False)
+            tb.neutralise_formulas(table).to_csv(p, index=False)
             files.append(p)
             rows[name] = len(table)
     finally:

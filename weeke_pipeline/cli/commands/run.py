@@ -5,9 +5,12 @@ from __future__ import annotations
 
 import argparse
 import json
+import sys
 from pathlib import Path
 
-HELP = "run the batch imaging pipeline on a folder of scanner exports"
+HELP = ("run the batch imaging pipeline on a folder of scanner exports (exit 0: every subject "
+        "pass/warn; 1: a subject failed or was skipped, a series refused or a damaged file "
+        "skipped; 2: usage or set-up error)")
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
@@ -28,17 +31,24 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--preset", help="registration preset: fast (default), precise or a TOML path")
     p.add_argument("--sloppy", action="store_true",
                    help="quickest registration (testing only: preset 'sloppy')")
-    p.add_argument("--plugin", help="Nipype plugin: Linear, MultiProc, SLURM, SGE, PBS, ...")
-    p.add_argument("--plugin-args", help='plugin arguments as JSON, e.g. \'{"n_procs": 4}\'')
+    p.add_argument("--plugin", help="Nipype plugin: Linear, MultiProc (default), SLURM, SGE, "
+                   "PBS, LSF, OAR, Condor (a different plugin than --config's drops its "
+                   "plugin_args)")
+    p.add_argument("--plugin-args", help='plugin arguments as JSON, e.g. \'{"n_procs": 4}\' or '
+                   '\'{"sbatch_args": "--mem=4G", "poll_interval": 10}\'')
     p.add_argument("--nprocs", type=int, help="processes for MultiProc")
     p.add_argument("--no-dti", action="store_true", help="skip the diffusion tensor fit")
     p.add_argument("--no-progress", action="store_true", help="no progress display")
+    p.add_argument("--max-file-mb", type=float, metavar="MB",
+                   help="skip DICOM files (and zip members) larger than this (default 2048, or "
+                        "WEEKE_DICOM_MAX_MB)")
 
 
 def run(args: argparse.Namespace) -> int:
     from weeke_pipeline.atomic import OutputWriteError
     from weeke_pipeline.config import ConfigError, RunConfig
     from weeke_pipeline.errors import UsageError
+    from weeke_pipeline.execution import DriverInterrupted, LockedError
     from weeke_pipeline.resources import find_atlas
     from weeke_pipeline.workflows.pipeline import run_pipeline, status_table
 
@@ -46,6 +56,8 @@ def run(args: argparse.Namespace) -> int:
         cfg = RunConfig.from_toml(args.config) if args.config else RunConfig()
     except ConfigError as exc:
         raise UsageError(str(exc)) from None
+    if args.plugin and args.plugin != cfg.plugin:
+        cfg.plugin_args = {}  # the configuration's arguments belong to its own plugin
     for key, value in (("input_dir", args.input), ("output_dir", args.output),
                        ("work_dir", args.work_dir), ("participants", args.participants),
                        ("series_table", args.series_table), ("sessions", args.sessions),
@@ -70,16 +82,28 @@ def run(args: argparse.Namespace) -> int:
         cfg.plugin_args = {**cfg.plugin_args, "n_procs": args.nprocs}
     if args.no_dti:
         cfg.dti = False
+    if args.max_file_mb:
+        cfg.max_file_mb = args.max_file_mb
     if not cfg.input_dir:
         raise UsageError("give the INPUT folder (or input_dir in --config)")
+    if not cfg.output_dir:
+        raise UsageError("give the OUTPUT folder (or output_dir in --config)")
     for key in ("participants", "series_table", "sessions", "key_file", "atlas"):
         value = getattr(cfg, key)
         if value and not Path(value).exists():
             raise UsageError(f"{key.replace('_', ' ')} {value}: no such file or folder")
     try:
         summary = run_pipeline(cfg, progress=not args.no_progress)
-    except (ConfigError, OutputWriteError) as exc:  # bad set-up, full disk: one clear line
-        raise UsageError(str(exc)) from None
+    except (ConfigError, OutputWriteError, LockedError) as exc:  # bad set-up, full disk,
+        raise UsageError(str(exc)) from None                     # folder in use: one line
+    except DriverInterrupted as exc:
+        jobs = f"; cancelled job(s) {' '.join(exc.cancelled)}" if exc.cancelled else ""
+        print(f"weeke run: interrupted ({exc.args[0]}){jobs}. Run the same command again to "
+              "resume: finished steps are kept in the work folder.", file=sys.stderr)
+        return 128 + exc.signum
+    except KeyboardInterrupt:  # Ctrl-C before the workflows started (during the ingest)
+        print("weeke run: interrupted. Run the same command again to resume.", file=sys.stderr)
+        return 130
     print(status_table(summary))
     print(f"\noutputs: {summary.output_dir}/rawdata (de-identified BIDS raw), "
           f"{summary.output_dir}/derivatives/weeke (labels, metrics, QC)")

@@ -45,6 +45,8 @@ def _password(args: argparse.Namespace) -> str:
     return first
 
 
+
+
 def run(args: argparse.Namespace) -> int:
     from weeke_pipeline.errors import UsageError
 
@@ -64,8 +66,19 @@ def run(args: argparse.Namespace) -> int:
     from django.db import transaction
 
     from weeke_pipeline.reading import audit
-    from weeke_pipeline.reading.services import assign_cases
+    from weeke_pipeline.reading.services import ReadingError, assign_cases, ensure_unlocked
 
+    try:
+        ensure_unlocked()
+    except ReadingError as exc:
+        raise UsageError(f"{exc}: no account added") from exc
+    from weeke_pipeline.reading.accounts import USERNAME_VALIDATOR
+
+    try:
+        USERNAME_VALIDATOR(args.username)
+    except ValidationError as exc:
+        raise UsageError(f"user name {args.username!r} refused: " + " ".join(exc.messages)
+                         ) from exc
     if User.objects.filter(username=args.username).exists():
         raise UsageError(f"user {args.username!r} exists already")
     password = _password(args)
