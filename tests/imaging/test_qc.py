@@ -8,6 +8,7 @@ from pathlib import Path
 import nibabel as nib
 import numpy as np
 
+from weeke_pipeline.atlas.phantom import property_table
 from weeke_pipeline.atlas.regions import REGIONS
 from weeke_pipeline.imaging import qc, qc_report
 
@@ -24,7 +25,8 @@ def _subject(tmp_path, *, drop_region: int | None = None):
         labels.flat[idx] = reg.index
     if drop_region is not None:
         labels[labels == drop_region] = 0
-    t2 = np.where(brain, 800, 0) + np.abs(rng.normal(0, 8, shape))
+    # each label at its phantom T2w (CSF > white matter > grey matter), as on a real T2w
+    t2 = property_table()[labels, 1] + np.abs(rng.normal(0, 8, shape))
     aff = np.diag([2.4, 2.4, 2.4, 1.0])  # brain of ~29k voxels x 13.8 uL = ~400 mL
     paths = {}
     for name, arr in (("t2w", t2), ("labels", labels), ("mask", brain.astype(np.uint8)),

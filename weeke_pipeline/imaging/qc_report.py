@@ -30,6 +30,8 @@ def _fmt(v: Any) -> str:
         return "n/a" if not np.isfinite(v) else f"{v:.4g}"
     if isinstance(v, list):
         return ", ".join(map(str, v)) or "none"
+    if isinstance(v, Mapping):  # e.g. tissue medians, Jacobian numbers (qc_anatomy)
+        return "; ".join(f"{k} {_fmt(x)}" for k, x in v.items()) or "none"
     return str(v)
 
 

@@ -198,6 +198,9 @@ class _QCInputSpec(BaseInterfaceInputSpec):
                                 desc="name -> PNG made by another step (e.g. FA colour map)")
     atlas_notice = traits.Str("", usedefault=True,
                               desc="atlas notice (phantom atlas on real data): status fail")
+    atlas_labels = traits.Either(File(exists=True), traits.List(File(exists=True)),
+                                 desc="atlas dseg(s): coverage is judged on the regions they have")
+    pma_weeks = traits.Float(desc="postmenstrual age at scan: expected brain volume")
 
 
 class _QCOutputSpec(TraitedSpec):
@@ -226,6 +229,7 @@ class SubjectQC(SimpleInterface):
             labels=_opt(self.inputs.labels), brain_mask=_opt(self.inputs.brain_mask),
             t1w=_opt(self.inputs.t1w), adc=_opt(self.inputs.adc), registration=regs or None,
             error=_opt(self.inputs.error), extra_figures=_opt(self.inputs.extra_figures),
-            notices=[self.inputs.atlas_notice] if self.inputs.atlas_notice else ())
+            notices=[self.inputs.atlas_notice] if self.inputs.atlas_notice else (),
+            atlas_labels=_opt(self.inputs.atlas_labels), pma_weeks=_opt(self.inputs.pma_weeks))
         self._results.update(report=res.report, json=res.json, status=res.status)
         return runtime

@@ -328,6 +328,12 @@ def import_cases(root: Path, user: object = None, *, crop_margin_mm: float | Non
         if key in known:
             warnings.append(f"{f.name}: already imported, skipped")
             continue
+        if f.session and (f.subject, "") in known:
+            # a case imported before cases had sessions (its session is unknown): importing
+            # this session too could read the same scan twice under two codes
+            warnings.append(f"{f.name}: sub-{f.subject} has a case without a session label "
+                            "(imported before cases were session-aware): not imported")
+            continue
         code = new_code(codes)
         codes.add(code)
         images = {}

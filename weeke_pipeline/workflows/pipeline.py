@@ -133,6 +133,28 @@ def find_sessions(rawdata: Path) -> list[SubjectInputs]:
     return found
 
 
+def _pma_weeks(cfg: RunConfig, sessions: list[SubjectInputs]) -> dict[str, float]:
+    """Postmenstrual age at scan (weeks) per subject from the run's participants table
+    (``pma_at_scan_weeks`` + ``pma_at_scan_days`` / 7), for subjects with one session only
+    (the table has one age per participant); QC uses it for the expected brain volume."""
+    if not cfg.participants:
+        return {}
+    n_sessions: dict[str, int] = {}
+    for s in sessions:
+        n_sessions[s.subject] = n_sessions.get(s.subject, 0) + 1
+    out: dict[str, float] = {}
+    rows = read_table(cfg.participants, what="participants table").by_participant()
+    for label, row in rows.items():
+        try:
+            weeks = float(row.get("pma_at_scan_weeks") or "nan")
+            days = float(row.get("pma_at_scan_days") or 0)
+        except ValueError:
+            continue
+        if n_sessions.get(label) == 1 and weeks == weeks:
+            out[label] = weeks + days / 7.0
+    return out
+
+
 def _write_participants(cfg: RunConfig, rawdata: Path, subjects: list[str]) -> None:
     """BIDS participants.tsv: participant_id plus ages from the run's participants table
     (the linkage column ``patient_id`` is never copied)."""
@@ -200,6 +222,7 @@ def build_workflow(cfg: RunConfig, sessions: list[SubjectInputs], *, deriv: Path
     }
     wf.config["monitoring"] = {"enabled": "false"}
     provenance = _provenance(cfg, atlas=atlas, preset=preset)
+    pma = _pma_weeks(cfg, sessions)
     for s in sessions:
         sub_wf = init_subject_wf(
             subject=s.subject, session=s.session, atlas_t2w=str(atlas.image("T2w")),
@@ -209,7 +232,7 @@ def build_workflow(cfg: RunConfig, sessions: list[SubjectInputs], *, deriv: Path
             preset=cfg.preset, seed=cfg.seed, adc_thresholds=tuple(cfg.adc_thresholds),
             reference_tissue=cfg.reference_tissue, dti=cfg.dti,
             atlas_label_table=str(atlas.path / "labels.tsv"),
-            atlas_notice=phantom_notice(atlas.meta, s.t2w),
+            atlas_notice=phantom_notice(atlas.meta, s.t2w), pma_weeks=pma.get(s.subject),
             name=f"sub_{s.subject}_ses_{s.session}_wf")
         for key in ("t2w", "t1w", "dwi", "bval", "bvec", "adc"):
             value = getattr(s, key)

@@ -21,6 +21,7 @@ def init_subject_wf(*, subject: str, session: str, atlas_t2w: str, atlas_brain_m
                     adc_thresholds: tuple[float, ...] = (800.0, 1000.0),
                     reference_tissue: str = "cerebellum", dti: bool = True,
                     atlas_label_table: str | None = None, atlas_notice: str = "",
+                    pma_weeks: float | None = None,
                     name: str = "subject_wf") -> pe.Workflow:
     """Build one session's workflow.
 
@@ -45,6 +46,8 @@ def init_subject_wf(*, subject: str, session: str, atlas_t2w: str, atlas_brain_m
     atlas_notice
         a notice for the QC report (the phantom atlas on real data: QC ``fail``;
         :mod:`weeke_pipeline.atlas.honesty`), empty for none
+    pma_weeks
+        postmenstrual age at scan: QC's expected brain volume (None: 36-48 weeks)
     name
         workflow name
 
@@ -71,8 +74,10 @@ def init_subject_wf(*, subject: str, session: str, atlas_t2w: str, atlas_brain_m
     metrics = pe.Node(RegionMetrics(subject=subject, adc_thresholds=list(adc_thresholds),
                                     reference=reference_tissue), name="metrics",
                       mem_gb=MEM_GB["metrics"])
-    qc = pe.Node(SubjectQC(subject=f"sub-{subject}_ses-{session}", atlas_notice=atlas_notice),
-                 name="qc", mem_gb=MEM_GB["qc"])
+    qc = pe.Node(SubjectQC(subject=f"sub-{subject}_ses-{session}", atlas_notice=atlas_notice,
+                           atlas_labels=atlas_labels), name="qc", mem_gb=MEM_GB["qc"])
+    if pma_weeks is not None:  # expected brain volume for the age (imaging.qc_anatomy)
+        qc.inputs.pma_weeks = pma_weeks
     ds_wf = init_ds_subject_wf(derivatives_dir=derivatives_dir, subject=subject,
                                session=session, run_config=run_config,
                                atlas_label_table=atlas_label_table)
