@@ -281,7 +281,9 @@ def _crop_box(f: Found, margin_mm: float | None) -> object:
     its T2w), grown by ``margin_mm``; None (no cropping) without a mask or with margin None."""
     if margin_mm is None or "T2w" not in f.images:
         return None
-    masks = sorted(f.images["T2w"].parent.glob("*_desc-brain_mask.nii*"))
+    t2w = names.parse(f.images["T2w"])
+    masks = names.select(f.images["T2w"].parent.iterdir(), sub=t2w.get("sub"),
+                         ses=t2w.get("ses"), desc="brain", suffix="mask")
     if not masks:
         return None
     import nibabel as nib
