@@ -217,3 +217,15 @@ def test_a_session_without_derivatives_takes_its_raw_images(output) -> None:
     assert all(tags[v] == ("raw", "SUBJA", "3month", seq) for seq, v in images.items())
     other = {k: v for k, v in cases[("SUBJA", "1month")].items() if k != "ages"}
     assert all(tags[v] == ("derivative", "SUBJA", "1month", seq) for seq, v in other.items())
+
+
+def test_a_case_from_before_sessions_is_not_imported_again(output) -> None:
+    """A database upgraded from session-less cases: the old case's session is unknown, so the
+    same subject's sessions are not imported next to it (the same scan twice, two codes)."""
+    from weeke_pipeline.reading.models import Case
+
+    out, _ = output
+    Case.objects.create(code="WK-AAAAAA", subject="SUBJA", session="")
+    cases, warnings = imported(out)
+    assert sorted(k for k in cases if k[1]) == [("SUBJB", "1month")]
+    assert sum("case without a session label" in w for w in warnings) == 2

@@ -88,6 +88,7 @@ def run_dcm2niix(source_dir: Path, out_dir: Path) -> list[Path]:
     out_dir.mkdir(parents=True, exist_ok=True)
     conv = Dcm2niix(source_dir=str(source_dir), output_dir=str(out_dir), out_filename="conv",
                     compress="y", bids_format=True, anon_bids=True)
+    conv.terminal_output = "allatonce"  # dcm2niix's chatter kept with the result, not logged
     try:
         runtime = conv.run(cwd=str(out_dir)).runtime
         printed = f"{runtime.stdout or ''}\n{runtime.stderr or ''}"

@@ -7,7 +7,7 @@ certificate. Three things must then agree (docs/reading.md, "Deployment behind H
   its host is allowed (``ALLOWED_HOSTS``), it is a trusted CSRF origin (the browser's ``Origin:
   https://...`` header must match it, whatever ``Host`` the proxy forwards) and, for ``https``,
   the session and CSRF cookies are ``Secure`` and HSTS is sent;
-* **the proxy's headers** (``--trusted-proxy 127.0.0.1`` or ``$WEEKE_TRUSTED_PROXY``): waitress
+* **the proxy's headers** (``--trusted-proxy 127.0.0.1`` or ``$WEEKE_TRUSTED_PROXIES``): waitress
   (the WSGI server) takes ``X-Forwarded-For/-Proto/-Host/-Port`` from that address only, so
   ``REMOTE_ADDR`` is the real client (per-address login throttle, audit) and the request scheme
   is ``https``; the same headers from any other peer are dropped. Waitress's own, maintained

@@ -281,7 +281,9 @@ def _crop_box(f: Found, margin_mm: float | None) -> object:
     its T2w), grown by ``margin_mm``; None (no cropping) without a mask or with margin None."""
     if margin_mm is None or "T2w" not in f.images:
         return None
-    masks = sorted(f.images["T2w"].parent.glob("*_desc-brain_mask.nii*"))
+    t2w = names.parse(f.images["T2w"])
+    masks = names.select(f.images["T2w"].parent.iterdir(), sub=t2w.get("sub"),
+                         ses=t2w.get("ses"), desc="brain", suffix="mask")
     if not masks:
         return None
     import nibabel as nib
@@ -327,6 +329,12 @@ def import_cases(root: Path, user: object = None, *, crop_margin_mm: float | Non
             continue
         if key in known:
             warnings.append(f"{f.name}: already imported, skipped")
+            continue
+        if f.session and (f.subject, "") in known:
+            # a case imported before cases had sessions (its session is unknown): importing
+            # this session too could read the same scan twice under two codes
+            warnings.append(f"{f.name}: sub-{f.subject} has a case without a session label "
+                            "(imported before cases were session-aware): not imported")
             continue
         code = new_code(codes)
         codes.add(code)

@@ -27,7 +27,6 @@ from __future__ import annotations
 
 import json
 import shutil
-import subprocess
 import tempfile
 from dataclasses import asdict, dataclass, field
 from functools import lru_cache
@@ -471,16 +470,14 @@ def fake_patient(rng: np.random.Generator, number: int, age_days: int) -> Patien
 
 
 def _dcm2niix_grid(series_dir: Path, work: Path) -> nib.Nifti1Image:
-    """Convert one series with dcm2niix and return its image (the grid a pipeline will see)."""
-    import dcm2niix
+    """Convert one series as the ingest does (:func:`weeke_pipeline.ingest.convert.run_dcm2niix`)
+    and return its image (the grid a pipeline will see)."""
+    from weeke_pipeline.ingest.convert import run_dcm2niix
 
-    work.mkdir(parents=True, exist_ok=True)
-    proc = subprocess.run([dcm2niix.bin, "-z", "n", "-b", "n", "-f", "img", "-o", str(work),
-                           str(series_dir)], capture_output=True, text=True, check=False)
-    found = sorted(work.glob("img*.nii"))
-    if proc.returncode != 0 or not found:
-        raise RuntimeError(f"dcm2niix could not convert {series_dir}: {proc.stdout[-500:]}")
-    img = nib.load(found[0])
+    try:
+        img = nib.load(run_dcm2niix(series_dir, work)[0])
+    except Exception as exc:  # dcm2niix failed or wrote no image
+        raise RuntimeError(f"dcm2niix could not convert {series_dir}: {exc}") from exc
     return nib.Nifti1Image(np.asanyarray(img.dataobj), img.affine)
 
 
