@@ -71,6 +71,10 @@ class RunConfig:
     work_dir: str = field(default="", metadata=OUTPUTS)  # default: <output_dir>/work
     # [registration]
     atlas: str = field(default="", metadata=REGISTRATION)  # default: the shipped phantom atlas
+    #: multi-atlas segmentation instead of `atlas`: bundle names/folders, or dhcp-auto
+    atlases: list[str] = field(default_factory=list, metadata=REGISTRATION)
+    #: how 2+ atlases' labels are fused: jlf (joint label fusion) | majority
+    label_fusion: str = field(default="jlf", metadata=REGISTRATION)
     preset: str = field(default="fast", metadata=REGISTRATION)  # preset name or TOML path
     seed: int = field(default=DEFAULT_SEED, metadata=REGISTRATION)  # the registrations' seed
     # [metrics]
@@ -106,6 +110,21 @@ class RunConfig:
                 setattr(self, f.name, [float(v) for v in value])
         if self.seed < 0:
             raise ConfigError(f"{where}: [registration] seed: must be 0 or more (got {self.seed})")
+        self.check(where)
+
+    def check(self, where: str = "run configuration") -> None:
+        """ConfigError for contradicting or unknown multi-atlas values (names the key)."""
+        if self.label_fusion not in ("jlf", "majority"):
+            raise ConfigError(f"{where}: [registration] label_fusion {self.label_fusion!r} is "
+                              "not jlf or majority")
+        if self.atlas and self.atlases:
+            raise ConfigError(f"{where}: [registration] give either atlas (one) or atlases (a "
+                              "list), not both")
+
+    @property
+    def atlas_list(self) -> list[str]:
+        """The atlases of this run: ``atlases``, else ``[atlas]``, else [] (the default)."""
+        return list(self.atlases) if self.atlases else [self.atlas] if self.atlas else []
 
     # ------------------------------------------------------------------ reading
     @classmethod
@@ -151,6 +170,9 @@ class RunConfig:
             value = getattr(cfg, key)
             if value and not Path(value).is_absolute():
                 setattr(cfg, key, str((base / value).resolve()))
+        # atlas names (shipped, fetched, dhcp-auto) stay names; folders are taken from here
+        cfg.atlases = [str((base / a).resolve()) if not Path(a).is_absolute()
+                       and (base / a).is_dir() else a for a in cfg.atlases]
         return cfg
 
     # ------------------------------------------------------------------ writing

@@ -532,9 +532,12 @@ def _metric_dictionary(adc_thresholds: Sequence[float], reference: str | Sequenc
 
 
 def data_dictionary(adc_thresholds: Sequence[float] = DEFAULT_ADC_THRESHOLDS,
-                    reference: str | Sequence[int] = "cerebellum") -> dict[str, Any]:
-    """BIDS-style sidecar for the metrics TSV: one entry per column, ``Levels`` for metrics."""
-    metric_levels = _metric_dictionary(adc_thresholds, reference)
+                    reference: str | Sequence[int] = "cerebellum",
+                    extra_metrics: Mapping[str, dict[str, str]] | None = None
+                    ) -> dict[str, Any]:
+    """BIDS-style sidecar for the metrics TSV: one entry per column, ``Levels`` for metrics
+    (``extra_metrics``: entries of metrics added by other steps, e.g. multi-atlas agreement)."""
+    metric_levels = {**_metric_dictionary(adc_thresholds, reference), **(extra_metrics or {})}
     return {
         "subject": {"LongName": "Subject pseudonym", "Description": "Study pseudonym (no"
                     " identifying information)."},
@@ -561,14 +564,16 @@ def data_dictionary(adc_thresholds: Sequence[float] = DEFAULT_ADC_THRESHOLDS,
 
 def write_metrics(table: pd.DataFrame, tsv: str | os.PathLike[str], *,
                   adc_thresholds: Sequence[float] = DEFAULT_ADC_THRESHOLDS,
-                  reference: str | Sequence[int] = "cerebellum") -> tuple[Path, Path]:
+                  reference: str | Sequence[int] = "cerebellum",
+                  extra_metrics: Mapping[str, dict[str, str]] | None = None
+                  ) -> tuple[Path, Path]:
     """Write the long table as TSV (``n/a`` for missing) and its JSON data dictionary."""
     tsv = Path(tsv)
     tsv.parent.mkdir(parents=True, exist_ok=True)
     table.to_csv(tsv, sep="\t", index=False, na_rep="n/a", float_format="%.6g")
     sidecar = tsv.with_suffix(".json")
-    sidecar.write_text(json.dumps(data_dictionary(adc_thresholds, reference), indent=2) + "\n",
-                       encoding="utf-8")
+    sidecar.write_text(json.dumps(data_dictionary(adc_thresholds, reference, extra_metrics),
+                                  indent=2) + "\n", encoding="utf-8")
     return tsv, sidecar
 
 

@@ -245,6 +245,18 @@ class QCResult:
     figure_errors: dict[str, str] = field(default_factory=dict)
 
 
+def confidence_numbers(doc: Mapping[str, Any]) -> dict[str, Any]:
+    """The QC view of a label-confidence JSON (multi-atlas agreement)."""
+    regions = doc.get("regions", {})
+    return {"method": doc.get("method"), "n_atlases": doc.get("n_atlases"),
+            "brain_agreement": doc.get("brain_agreement"),
+            "disagreement_fraction": doc.get("disagreement_fraction"),
+            "regions": {r.get("name", k): {"name": r.get("name", k),
+                                           "agreement": r.get("agreement"),
+                                           "pairwise_dice": r.get("pairwise_dice")}
+                        for k, r in regions.items()}}
+
+
 def run_subject_qc(subject: str, out_dir: str | os.PathLike[str], *, t2w: Any | None = None,
                    labels: Any | None = None, brain_mask: Any | None = None,
                    t1w: Any | None = None, adc: Any | None = None,
@@ -253,11 +265,17 @@ def run_subject_qc(subject: str, out_dir: str | os.PathLike[str], *, t2w: Any | 
                    extra_figures: Mapping[str, Any] | None = None,
                    notices: Sequence[str] = (),
                    atlas_labels: Any | None = None,
-                   pma_weeks: float | None = None) -> QCResult:
+                   pma_weeks: float | None = None,
+                   label_confidence: Mapping[str, Any] | None = None) -> QCResult:
     """Numbers, flag, figures, JSON and HTML for one subject, in ``out_dir``.
 
     ``notices`` (e.g. phantom atlas labels on a real brain, :mod:`weeke_pipeline.atlas.honesty`)
     come first in the reasons, show as a banner in the report and make the status ``fail``.
+    ``label_confidence`` (multi-atlas runs: the fusion's JSON, see
+    :func:`weeke_pipeline.imaging.label_fusion.fuse_files`) is recorded as ``numbers
+    ["label_confidence"]``: method, number of atlases, brain agreement and per region the
+    agreement between the atlases (mean fraction agreeing with the fused label, mean pairwise
+    Dice).
 
     Never raises for a bad subject: an upstream ``error`` (e.g. the pipeline's exception text)
     or a failure here gives status ``fail`` and a report showing the error. ``atlas_labels``,
@@ -280,6 +298,8 @@ def run_subject_qc(subject: str, out_dir: str | os.PathLike[str], *, t2w: Any | 
                 numbers = qc_numbers(t2w, labels, brain_mask, t1w=t1w, adc=adc,
                                      registration=registration, atlas_labels=atlas_labels,
                                      pma_weeks=pma_weeks)
+                if label_confidence:
+                    numbers["label_confidence"] = confidence_numbers(label_confidence)
                 status, reasons = qc_flag(numbers)
             except Exception as exc:  # a broken subject still gets a report
                 error = f"{type(exc).__name__}: {exc}"

@@ -44,6 +44,12 @@ def number_rows(numbers: Mapping[str, Any]) -> list[tuple[str, str]]:
                 for when in ("similarity_before", "similarity_after"):
                     for m, x in r.get(when, {}).items():
                         rows.append((f"{name} {m} ({when.split('_')[1]})", _fmt(x)))
+        elif k == "label_confidence" and isinstance(v, Mapping):  # multi-atlas agreement
+            rows.append((f"label fusion ({v.get('method')}, {v.get('n_atlases')} atlases): "
+                         "brain agreement", _fmt(v.get("brain_agreement"))))
+            for name, r in v.get("regions", {}).items():
+                rows.append((f"atlas agreement {name} (fraction agreeing / pairwise Dice)",
+                             f"{_fmt(r.get('agreement'))} / {_fmt(r.get('pairwise_dice'))}"))
         else:
             rows.append((k, _fmt(v)))
     return rows

@@ -102,6 +102,9 @@ class _SinkInputSpec(BaseInterfaceInputSpec):
     dseg = File(exists=True, desc="atlas labels on the T2w grid")
     brain_mask = File(exists=True, desc="brain mask on the T2w grid")
     label_table = File(exists=True, desc="the atlas label table (labels.tsv)")
+    label_agreement = File(exists=True, desc="multi-atlas: fraction of atlases agreeing with"
+                           " the fused label, per voxel")
+    label_confidence = File(exists=True, desc="multi-atlas: per-region agreement JSON")
     metrics_tsv = File(exists=True)
     metrics_json = File(exists=True)
     qc_report = File(exists=True, desc="QC HTML page (its folder is copied whole)")
@@ -168,6 +171,10 @@ class DerivativesSink(SimpleInterface):
                      "table beside it (*_desc-atlas_dseg.tsv)"),
             "brain_mask": (name("anat", space="T2w", desc="brain", suffix="mask", extension=nii),
                            "brain mask from the atlas on T2w"),
+            "label_agreement": (name("anat", space="T2w", desc="atlasagreement",
+                                     suffix="probseg", extension=nii),
+                                "multi-atlas segmentation: per voxel, the fraction of atlases"
+                                " whose propagated label is the fused label"),
         }
         for key, (entities, desc) in images.items():
             value = getattr(i, key)
@@ -177,6 +184,9 @@ class DerivativesSink(SimpleInterface):
         if isdefined(i.label_table):
             put(i.label_table, name("anat", space="T2w", desc="atlas", suffix="dseg",
                                     extension=".tsv"))
+        if isdefined(i.label_confidence):  # per-region agreement of the fused atlases
+            put(i.label_confidence, name("anat", space="T2w", desc="atlas",
+                                         suffix="labelconfidence", extension=".json"))
         if isdefined(i.extra_maps):
             for suffix, src in sorted(i.extra_maps.items()):
                 put(src, name("dwi", space="T2w", suffix=suffix, extension=nii),

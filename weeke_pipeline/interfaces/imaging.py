@@ -151,6 +151,8 @@ class _MetricsInputSpec(BaseInterfaceInputSpec):
     md = File(exists=True, desc="MD (10^-6 mm^2/s) in T2w space")
     ad = File(exists=True, desc="AD (10^-6 mm^2/s) in T2w space")
     rd = File(exists=True, desc="RD (10^-6 mm^2/s) in T2w space")
+    label_confidence = File(exists=True, desc="multi-atlas label confidence JSON: adds the"
+                            " label_agreement and label_pairwise_dice rows")
 
 
 class _MetricsOutputSpec(TraitedSpec):
@@ -174,8 +176,16 @@ class RegionMetrics(SimpleInterface):
             brain_mask=_opt(self.inputs.brain_mask), adc_thresholds=th,
             reference=self.inputs.reference,
             tensor={k: _opt(getattr(self.inputs, k)) for k in ("fa", "md", "ad", "rd")})
+        extra = None
+        if _opt(self.inputs.label_confidence):
+            from weeke_pipeline.imaging import label_fusion as lf
+
+            conf = json.loads(Path(self.inputs.label_confidence).read_text(encoding="utf-8"))
+            table = lf.append_confidence_rows(table, conf)
+            extra = lf.confidence_dictionary(conf)
         tsv, js = m.write_metrics(table, Path(runtime.cwd) / f"{self.inputs.subject}_metrics.tsv",
-                                  adc_thresholds=th, reference=self.inputs.reference)
+                                  adc_thresholds=th, reference=self.inputs.reference,
+                                  extra_metrics=extra)
         self._results.update(tsv=str(tsv), json=str(js))
         return runtime
 
@@ -196,6 +206,7 @@ class _QCInputSpec(BaseInterfaceInputSpec):
     error = traits.Str(desc="upstream error text: the report then shows it (status fail)")
     extra_figures = traits.Dict(traits.Str, File(exists=True),
                                 desc="name -> PNG made by another step (e.g. FA colour map)")
+    label_confidence = File(exists=True, desc="multi-atlas label confidence JSON (fusion)")
     atlas_notice = traits.Str("", usedefault=True,
                               desc="atlas notice (phantom atlas on real data): status fail")
     atlas_labels = traits.Either(File(exists=True), traits.List(File(exists=True)),
@@ -230,6 +241,8 @@ class SubjectQC(SimpleInterface):
             t1w=_opt(self.inputs.t1w), adc=_opt(self.inputs.adc), registration=regs or None,
             error=_opt(self.inputs.error), extra_figures=_opt(self.inputs.extra_figures),
             notices=[self.inputs.atlas_notice] if self.inputs.atlas_notice else (),
-            atlas_labels=_opt(self.inputs.atlas_labels), pma_weeks=_opt(self.inputs.pma_weeks))
+            atlas_labels=_opt(self.inputs.atlas_labels), pma_weeks=_opt(self.inputs.pma_weeks),
+            label_confidence=(json.loads(Path(self.inputs.label_confidence).read_text())
+                              if _opt(self.inputs.label_confidence) else None))
         self._results.update(report=res.report, json=res.json, status=res.status)
         return runtime

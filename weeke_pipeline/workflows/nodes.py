@@ -15,10 +15,19 @@ MEM_GB = {"atlas_reg": 0.6, "rigid": 0.5, "tensor": 0.5, "metrics": 0.4, "qc": 0
 
 
 def _collect(**kwargs):
-    """Dict of the defined keyword arguments (a Function node's body)."""
+    """Dict of the defined keyword arguments (a Function node's body); a dict-valued argument
+    adds its entries (e.g. one report per atlas)."""
     from nipype.interfaces.base import isdefined
 
-    return {k: v for k, v in kwargs.items() if v is not None and isdefined(v)}
+    out = {}
+    for k, v in kwargs.items():
+        if v is None or not isdefined(v):
+            continue
+        if isinstance(v, dict):
+            out.update(v)
+        else:
+            out[k] = v
+    return out
 
 
 def dict_node(name: str, fields: list[str]) -> pe.Node:

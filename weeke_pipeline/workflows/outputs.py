@@ -47,6 +47,10 @@ def init_ds_subject_wf(*, derivatives_dir: str, subject: str, session: str, run_
         dict BIDS suffix -> tensor map on the T2w grid
     tensor_qc
         dict name -> QC JSON of the tensor fit
+    atlas_reports, atlas_transforms_each
+        multi-atlas: dicts ``to_atlas-<k>_<name>`` -> registration JSON / transform files
+    label_confidence, label_agreement
+        multi-atlas: per-region agreement JSON, voxel agreement map
 
     Outputs
     -------
@@ -56,11 +60,12 @@ def init_ds_subject_wf(*, derivatives_dir: str, subject: str, session: str, run_
     wf = pe.Workflow(name=name)
     fields = ["t2w", "t1w", "adc", "b0", "dseg", "brain_mask", "metrics_tsv", "metrics_json",
               "qc_report", "atlas_report", "t1w_report", "adc_report", "atlas_transforms",
-              "t1w_transforms", "b0_transforms", "tensor_maps", "tensor_qc"]
+              "t1w_transforms", "b0_transforms", "tensor_maps", "tensor_qc", "atlas_reports",
+              "atlas_transforms_each", "label_confidence", "label_agreement"]
     inputnode = pe.Node(niu.IdentityInterface(fields=fields), name="inputnode")
     outputnode = pe.Node(niu.IdentityInterface(fields=["out_dir"]), name="outputnode")
-    reports = dict_node("reports", ["to_atlas", "T1w", "ADC"])
-    transforms = dict_node("transforms", ["to_atlas", "T1w_to_T2w", "b0_to_T2w"])
+    reports = dict_node("reports", ["to_atlas", "atlases", "T1w", "ADC"])
+    transforms = dict_node("transforms", ["to_atlas", "atlases", "T1w_to_T2w", "b0_to_T2w"])
     sink = pe.Node(DerivativesSink(derivatives_dir=derivatives_dir, subject=subject,
                                    session=session, run_config=run_config), name="sink")
     if atlas_label_table:
@@ -70,10 +75,12 @@ def init_ds_subject_wf(*, derivatives_dir: str, subject: str, session: str, run_
                            ("dseg", "dseg"), ("brain_mask", "brain_mask"),
                            ("metrics_tsv", "metrics_tsv"), ("metrics_json", "metrics_json"),
                            ("qc_report", "qc_report"), ("tensor_maps", "extra_maps"),
-                           ("tensor_qc", "extra_qc")]),
-        (inputnode, reports, [("atlas_report", "to_atlas"), ("t1w_report", "T1w"),
-                              ("adc_report", "ADC")]),
+                           ("tensor_qc", "extra_qc"), ("label_confidence", "label_confidence"),
+                           ("label_agreement", "label_agreement")]),
+        (inputnode, reports, [("atlas_report", "to_atlas"), ("atlas_reports", "atlases"),
+                              ("t1w_report", "T1w"), ("adc_report", "ADC")]),
         (inputnode, transforms, [("atlas_transforms", "to_atlas"),
+                                 ("atlas_transforms_each", "atlases"),
                                  ("t1w_transforms", "T1w_to_T2w"),
                                  ("b0_transforms", "b0_to_T2w")]),
         (reports, sink, [("out", "reports")]),

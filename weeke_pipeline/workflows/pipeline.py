@@ -22,12 +22,12 @@ from pathlib import Path
 from typing import Any
 
 from weeke_pipeline import __version__
-from weeke_pipeline.atlas.bundle import load_atlas
-from weeke_pipeline.atlas.honesty import phantom_notice, run_notice
+from weeke_pipeline.atlas.bundle import AtlasError, load_atlas
+from weeke_pipeline.atlas.honesty import is_phantom_atlas, phantom_notice, run_notice
 from weeke_pipeline.bids import names
 from weeke_pipeline.bids.tables import AGE_COLUMNS, read_table
 from weeke_pipeline.config import ConfigError, RunConfig
-from weeke_pipeline.resources import default_atlas_dir
+from weeke_pipeline.resources import default_atlas_dir, find_atlas
 
 log = logging.getLogger("weeke.pipeline")
 
@@ -197,21 +197,53 @@ def run_preset(cfg: RunConfig) -> Any:
     return dataclasses.replace(preset, random_seed=cfg.seed)
 
 
-def _provenance(cfg: RunConfig, *, atlas: Any = None, preset: Any = None) -> dict[str, Any]:
+def _provenance(cfg: RunConfig, *, atlas: Any = None, preset: Any = None,
+                atlases: list[Any] | None = None) -> dict[str, Any]:
+    if not atlases and atlas is None and "dhcp-auto" in cfg.atlases:
+        return {"atlas": "dhcp-auto", "atlas_version": "per subject",
+                "atlases": "dhcp-auto (per subject: see each subject's configuration)",
+                "label_fusion": cfg.label_fusion,
+                "registration_preset": (preset or run_preset(cfg)).to_dict(),
+                "form": cfg.form}
+    if atlases:
+        atlas = atlases[0]
+    elif atlas is None and cfg.atlases:
+        atlases = [load_atlas(find_atlas(a)) for a in cfg.atlases]
+        atlas = atlases[0]
     atlas = atlas or load_atlas(cfg.atlas or default_atlas_dir())
     preset = preset or run_preset(cfg)
-    return {"atlas": atlas.name, "atlas_version": atlas.version,
-            "registration_preset": preset.to_dict(), "form": cfg.form}
+    doc = {"atlas": atlas.name, "atlas_version": atlas.version,
+           "registration_preset": preset.to_dict(), "form": cfg.form}
+    if atlases and len(atlases) > 1:
+        doc["atlases"] = [{"name": a.name, "version": a.version, "path": str(a.path)}
+                          for a in atlases]
+        doc["label_fusion"] = cfg.label_fusion
+    return doc
+
+
+def session_atlases(cfg: RunConfig, session: SubjectInputs) -> list[Any]:
+    """The atlas bundles of one session (``dhcp-auto`` resolved from its age at scan)."""
+    from weeke_pipeline.atlas.selection import check_same_labels, resolve_atlases
+
+    wanted = cfg.atlas_list or [str(default_atlas_dir())]
+    bundles = resolve_atlases(wanted, subject=session.subject,
+                              participants=cfg.participants or None)
+    check_same_labels(bundles)
+    return bundles
 
 
 def build_workflow(cfg: RunConfig, sessions: list[SubjectInputs], *, deriv: Path,
-                   work: Path) -> Any:
-    """The Nipype graph with one sub-workflow per session."""
+                   work: Path, atlases: dict[str, list[Any]] | None = None) -> Any:
+    """The Nipype graph with one sub-workflow per session.
+
+    ``atlases``: session key (``sub-X_ses-Y``) -> its atlas bundles (default: resolved from
+    ``cfg`` with :func:`session_atlases`); two or more = multi-atlas segmentation.
+    """
     from nipype.pipeline import engine as pe
 
+    from weeke_pipeline.workflows.multiatlas import AtlasFiles
     from weeke_pipeline.workflows.subject import init_subject_wf
 
-    atlas = load_atlas(cfg.atlas or default_atlas_dir())
     preset = run_preset(cfg)
     wf = pe.Workflow(name="weeke_wf", base_dir=str(work))
     wf.config["execution"] = {
@@ -221,9 +253,14 @@ def build_workflow(cfg: RunConfig, sessions: list[SubjectInputs], *, deriv: Path
                                        # the atlas registration by ~25 % on 2 cores
     }
     wf.config["monitoring"] = {"enabled": "false"}
-    provenance = _provenance(cfg, atlas=atlas, preset=preset)
     pma = _pma_weeks(cfg, sessions)
     for s in sessions:
+        key = names.name({"sub": s.subject, "ses": s.session})
+        bundles = (atlases or {}).get(key) or session_atlases(cfg, s)
+        atlas = bundles[0]
+        provenance = _provenance(cfg, preset=preset, atlases=bundles)
+        files = [AtlasFiles(b.name, str(b.image("T2w")), str(b.image("brain_mask")),
+                            str(b.image("dseg"))) for b in bundles]
         sub_wf = init_subject_wf(
             subject=s.subject, session=s.session, atlas_t2w=str(atlas.image("T2w")),
             atlas_brain_mask=str(atlas.image("brain_mask")), atlas_labels=str(atlas.image("dseg")),
@@ -232,6 +269,7 @@ def build_workflow(cfg: RunConfig, sessions: list[SubjectInputs], *, deriv: Path
             preset=cfg.preset, seed=cfg.seed, adc_thresholds=tuple(cfg.adc_thresholds),
             reference_tissue=cfg.reference_tissue, dti=cfg.dti,
             atlas_label_table=str(atlas.path / "labels.tsv"),
+            atlases=files if len(files) > 1 else None, label_fusion=cfg.label_fusion,
             atlas_notice=phantom_notice(atlas.meta, s.t2w), pma_weeks=pma.get(s.subject),
             name=f"sub_{s.subject}_ses_{s.session}_wf")
         for key in ("t2w", "t1w", "dwi", "bval", "bvec", "adc"):
@@ -369,8 +407,19 @@ def _run_pipeline(cfg: RunConfig, *, progress: bool = False) -> RunSummary:
             summary.subjects[f"sub-{sub}_ses-{ses}"] = "skip"
             summary.notes[f"sub-{sub}_ses-{ses}"] = "no usable T2w: no atlas labels or metrics"
     _write_participants(cfg, rawdata, [s.subject for s in sessions])
-    atlas = load_atlas(cfg.atlas or default_atlas_dir())
-    _dataset_description(deriv, atlas.name)
+    if "dhcp-auto" in cfg.atlas_list:
+        from weeke_pipeline.atlas.selection import AtlasSelectionError, participant_pma
+
+        try:  # a missing column stops the run here; a missing participant fails only them
+            participant_pma(cfg.participants or None, "")
+        except AtlasSelectionError as exc:
+            if "not in the participants table" not in str(exc):
+                raise ConfigError(str(exc)) from None
+        _dataset_description(deriv, "dhcp-auto")
+    else:
+        used = [load_atlas(find_atlas(a)).name for a in cfg.atlas_list] or \
+            [load_atlas(default_atlas_dir()).name]
+        _dataset_description(deriv, " + ".join(used))
     if not sessions:
         log.warning("no session with a T2w was found under %s", rawdata)
         _write_summary(summary, deriv)
@@ -391,12 +440,28 @@ def process_sessions(cfg: RunConfig, sessions: list[SubjectInputs], *,
     work = Path(cfg.work_dir).resolve() if cfg.work_dir else out / "work"
     summary = summary or RunSummary(output_dir=str(out))
     _quiet_nipype(verbose=log.isEnabledFor(logging.INFO))
-    summary.notice = run_notice(load_atlas(cfg.atlas or default_atlas_dir()).meta,
-                                [s.t2w for s in sessions])
+    atlases: dict[str, list[Any]] = {}
+    results, tables = [], []
+    runnable = []
+    for s in sessions:  # an atlas that cannot be resolved fails that subject only
+        session = {"sub": s.subject, "ses": s.session}
+        stem = names.name(session)
+        try:
+            atlases[stem] = session_atlases(cfg, s)
+            runnable.append(s)
+        except AtlasError as exc:
+            summary.errors[stem] = f"atlas: {exc}"
+            summary.subjects[stem] = "fail"
+            base = deriv / names.folder(session)
+            results.append(qc.run_subject_qc(stem, base / "qc", t2w=s.t2w,
+                                             error=f"atlas: {exc}"))
+    sessions = runnable
+    phantom = next((b[0].meta for b in atlases.values() if is_phantom_atlas(b[0].meta)), None)
+    summary.notice = run_notice(phantom, [s.t2w for s in sessions]) if phantom else ""
     if summary.notice:  # said now (a run takes minutes), in full in the status table at the end
         log.warning("phantom atlas on real (not synthetic) data: these labels are not anatomy; "
                     "see the NOTE at the end")
-    wf = build_workflow(cfg, sessions, deriv=deriv, work=work)
+    wf = build_workflow(cfg, sessions, deriv=deriv, work=work, atlases=atlases)
     if cfg.plugin in ("MultiProc", "LegacyMultiProc"):
         _preload()  # once here, before the workers fork, instead of once in every worker
     log.info("running %d session(s) with the %s plugin", len(sessions), cfg.plugin)
@@ -404,10 +469,10 @@ def process_sessions(cfg: RunConfig, sessions: list[SubjectInputs], *,
     for stale in (work / "crash").glob("crash-*"):  # a re-run reports only its own crashes
         stale.unlink()
     with RunLock([out, work]):  # (a no-op under run_pipeline's lock)
-        execute(wf, cfg.plugin, dict(cfg.plugin_args), work=work, progress=progress)
+        if sessions:  # none left when every subject's atlases failed to resolve
+            execute(wf, cfg.plugin, dict(cfg.plugin_args), work=work, progress=progress)
     crashes = _crash_messages(work)
 
-    results, tables = [], []
     for s in sessions:
         key = f"sub_{s.subject}_ses_{s.session}_wf"
         session = {"sub": s.subject, "ses": s.session}

@@ -27,7 +27,14 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--sessions", help="sessions TSV: patient_id (or participant_id), a study key "
                    "(study_instance_uid, accession_number or study_date) -> session label")
     p.add_argument("--key-file", help="project key file for keyed-hash pseudonyms")
-    p.add_argument("--atlas", help="atlas bundle: a shipped name (`weeke atlas list`) or a folder")
+    p.add_argument("--atlas", action="append", metavar="ATLAS",
+                   help="atlas bundle: a shipped or fetched name (`weeke atlas list`) or a "
+                   "folder. Repeat for multi-atlas segmentation (each atlas registered on its "
+                   "own, labels fused); `dhcp-auto` = the 3 installed dHCP weeks nearest each "
+                   "infant's postmenstrual age at scan (participants table)")
+    p.add_argument("--label-fusion", choices=("jlf", "majority"),
+                   help="how several atlases' labels are fused: joint label fusion (default) "
+                   "or majority voting")
     p.add_argument("--preset", help="registration preset: fast (default), precise or a TOML path")
     p.add_argument("--sloppy", action="store_true",
                    help="quickest registration (testing only: preset 'sloppy')")
@@ -49,7 +56,6 @@ def run(args: argparse.Namespace) -> int:
     from weeke_pipeline.config import ConfigError, RunConfig
     from weeke_pipeline.errors import UsageError
     from weeke_pipeline.execution import DriverInterrupted, LockedError
-    from weeke_pipeline.resources import find_atlas
     from weeke_pipeline.workflows.pipeline import run_pipeline, status_table
 
     try:
@@ -69,7 +75,16 @@ def run(args: argparse.Namespace) -> int:
     if args.participant_label:
         cfg.subjects = [s.removeprefix("sub-") for s in args.participant_label]
     if args.atlas:
-        cfg.atlas = str(find_atlas(args.atlas))
+        from weeke_pipeline.atlas.selection import DHCP_AUTO
+        from weeke_pipeline.resources import find_atlas
+
+        found = [a if a == DHCP_AUTO else str(find_atlas(a)) for a in args.atlas]
+        if len(found) == 1 and found[0] != DHCP_AUTO:
+            cfg.atlas, cfg.atlases = found[0], []  # one atlas: exactly as before
+        else:
+            cfg.atlas, cfg.atlases = "", found
+    if args.label_fusion:
+        cfg.label_fusion = args.label_fusion
     if args.plugin_args:
         try:
             extra = json.loads(args.plugin_args)
@@ -92,6 +107,13 @@ def run(args: argparse.Namespace) -> int:
         value = getattr(cfg, key)
         if value and not Path(value).exists():
             raise UsageError(f"{key.replace('_', ' ')} {value}: no such file or folder")
+    for value in cfg.atlases:
+        if value != "dhcp-auto" and not Path(value).exists():
+            raise UsageError(f"atlas {value}: no such atlas name or folder")
+    try:
+        cfg.check("options")
+    except ConfigError as exc:
+        raise UsageError(str(exc)) from None
     try:
         summary = run_pipeline(cfg, progress=not args.no_progress)
     except (ConfigError, OutputWriteError, LockedError) as exc:  # bad set-up, full disk,
