@@ -482,7 +482,7 @@ def test_unblind_refused_before_lock_changes_nothing(scored, tmp_path, capsys):
 def test_unblind_after_lock_writes_arm_tables_and_records_the_event(scored, tmp_path, capsys):
     from django.apps import apps
 
-    from weeke_pipeline.cli.commands._analyst import sha256
+    from weeke_pipeline.analysis.export import sha256
     from weeke_pipeline.reading import services
 
     # nothing about arms in the application's schema, before or after

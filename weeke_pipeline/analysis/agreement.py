@@ -575,3 +575,74 @@ def write_agreement_report(reads_long_df: pd.DataFrame, out_dir: str | Path, *, 
     paths["html"] = out / "agreement_report.html"
     paths["html"].write_text("\n".join(parts), encoding="utf-8")
     return paths
+
+
+# --------------------------------------------------------------------------- weeke agreement
+def cases_with_two_reads(reads_long_df: pd.DataFrame) -> int:
+    """How many cases have two signed independent reads (the pairs agreement compares)."""
+    pairs = paired_reads(reads_long_df)
+    if pairs.empty:
+        return 0
+    return int(pairs.groupby("reading_code")["read_number"].nunique().eq(2).sum())
+
+
+def injury_index_agreement(metrics_dir: Path, reads_long_df: pd.DataFrame,
+                           case_keys: Any, *, reference: Any = "atlas", atlas_dir: Any = None,
+                           n_boot: int = DEFAULT_N_BOOT, seed: int = DEFAULT_SEED
+                           ) -> tuple[dict[str, Any], list[str]]:
+    """Injury index of each case with one pipeline session (``metrics_dir``: a `weeke run`
+    output; ``case_keys``: (subject, session) -> reading code), and its agreement with the
+    resolved consensus (:func:`index_vs_consensus`). Written to the analyst's folder only,
+    never to the reading database. Returns the tables (``agreement``, ``suggested``,
+    ``regions``, their dictionaries, ``form``) and warnings; a case with several sessions is
+    left out with a warning. Bad metrics or reference: ``errors.UsageError``."""
+    from weeke_pipeline.analysis import derivative_tables as dt
+    from weeke_pipeline.analysis import injury_index as ii
+    from weeke_pipeline.analysis.consensus import consensus
+    from weeke_pipeline.constants import DEFAULT_FORM
+    from weeke_pipeline.errors import UsageError
+    from weeke_pipeline.scoring import load_form
+
+    try:
+        der = dt.load(metrics_dir, case_keys)
+        ref = ii.load_reference(reference, atlas_dir=atlas_dir)
+    except ValueError as exc:
+        raise UsageError(str(exc)) from None
+    warns = list(der.warnings)
+    m = der.metrics
+    sessions = m.groupby("reading_code")["session"].nunique()
+    multi = sorted(sessions[sessions > 1].index)
+    if multi:
+        warns.append(f"{len(multi)} case(s) have several pipeline sessions (the case does "
+                     "not say which was read): left out of the injury index: "
+                     + ", ".join(multi))
+    m = m[~m["reading_code"].isin(multi)].rename(columns={"reading_code": "subject"})
+    if m.empty:
+        raise UsageError(f"{metrics_dir}: no region metrics of any case for the injury index")
+    cons = consensus(reads_long_df)
+    versions = cons[["form_id", "form_version"]].dropna().drop_duplicates()
+    form = load_form(*versions.iloc[0]) if len(versions) else load_form(DEFAULT_FORM, None)
+    regions, suggested = ii.injury_index(m, ref, form_id=form.id)
+    regions = regions.rename(columns={"subject": "reading_code"})
+    suggested = suggested.rename(columns={"subject": "reading_code"})
+    resolved = cons[cons["consensus_source"] != "unresolved"]
+    agreement = index_vs_consensus(resolved, suggested, form, n_boot=n_boot,
+                                   seed=seed) if len(resolved) else pd.DataFrame()
+    return ({"agreement": agreement, "suggested": suggested, "regions": regions, "form": form,
+             "suggested_dict": ii.suggested_dictionary(form),
+             "regions_dict": ii.regions_dictionary()}, warns)
+
+
+def write_injury_index_tables(index: dict[str, Any], out_dir: Path) -> list[Path]:
+    """Write :func:`injury_index_agreement`'s tables (TSV + sidecar) to ``out_dir``."""
+    from weeke_pipeline.analysis.dictionaries import agreement_items_dictionary
+    from weeke_pipeline.analysis.export import write_table
+
+    files: list[Path] = []
+    for name, table, dictionary in (
+            ("injury_index_agreement", index["agreement"], agreement_items_dictionary()),
+            ("injury_index_suggested", index["suggested"], index["suggested_dict"]),
+            ("injury_index_regions", index["regions"], index["regions_dict"])):
+        p = write_table(table, Path(out_dir) / f"{name}.tsv", dictionary)
+        files += [p, p.with_suffix(".json")]
+    return files

@@ -1,11 +1,13 @@
 """Unblinding: the allocation table joined to the consensus, per-arm summaries with a bootstrap
-interval of the median difference, and plots."""
+interval of the median difference, and plots; ``weeke unblind``'s join (:func:`unblind`) and
+output folder (:func:`write_unblinding`)."""
 
 from __future__ import annotations
 
 import math
 import os
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -165,3 +167,80 @@ def unblinding_plots(arm_joined: pd.DataFrame, form: Any, out_dir: str | Path) -
         fig.savefig(p, dpi=120)
     plt.close(fig)
     return paths
+
+
+# --------------------------------------------------------------------------- weeke unblind
+class AllocationError(ValueError):
+    """The allocation does not fit the cases (e.g. a case without an arm)."""
+
+
+@dataclass
+class Unblinding:
+    """The consensus of the signed reads joined to the arms."""
+
+    joined: pd.DataFrame  #: consensus wide + ``arm``, one row per case
+    subjects: pd.DataFrame  #: reading_code, subject of every case
+    unmatched: int  #: allocation rows that match no case (left out)
+
+    @property
+    def cases_per_arm(self) -> dict[str, int]:
+        return {str(k): int(v)
+                for k, v in self.joined["arm"].value_counts().sort_index().items()}
+
+    @property
+    def unresolved(self) -> int:
+        """Cases without a resolved consensus (left out of the summary)."""
+        return int((self.joined["consensus_source"] == "unresolved").sum())
+
+    @property
+    def repeated_subjects(self) -> int:
+        """Subjects with cases of several sessions (each case counts as one infant)."""
+        return int((self.subjects["subject"].value_counts() > 1).sum())
+
+
+def unblind(signed_records: Sequence[Mapping[str, Any]], case_subjects: Sequence[tuple[str, str]],
+            allocation: pd.DataFrame, form: Any) -> Unblinding:
+    """Consensus of ``signed_records`` over every case (``case_subjects``: (reading code,
+    subject) pairs) joined to ``allocation`` (:func:`read_allocation`) by reading code, or by
+    subject when it has no reading_code column. A case without an arm: :class:`AllocationError`."""
+    from weeke_pipeline.analysis.consensus import consensus
+    from weeke_pipeline.analysis.reads import reads_long_from_records
+
+    codes = [c for c, _ in case_subjects]
+    cons = consensus(reads_long_from_records(signed_records), form, codes=codes)
+    subjects = pd.DataFrame(list(case_subjects), columns=["reading_code", "subject"])
+    key = "reading_code" if "reading_code" in allocation.columns else "subject"
+    unmatched = int((~allocation[key].isin(set(subjects[key]))).sum())
+    try:
+        joined = join_allocation(cons, allocation,
+                                 subjects=subjects if key == "subject" else None)
+    except ValueError as exc:
+        raise AllocationError(str(exc)) from None
+    return Unblinding(joined, subjects, unmatched)
+
+
+def write_unblinding(u: Unblinding, form: Any, out: Path, fmt: str = "tsv", *,
+                     n_boot: int = 5000, seed: int = DEFAULT_SEED) -> list[Path]:
+    """Summarise ``u`` by arm (:func:`unblinding_summary`) and write to ``out`` (made ready by
+    :func:`~weeke_pipeline.analysis.export.prepare_out`): consensus_by_arm, summary_by_arm,
+    comparison (``fmt`` + sidecars) and the plots. Returns the files written."""
+    from weeke_pipeline.analysis.dictionaries import (
+        reads_wide_dictionary,
+        unblinding_comparison_dictionary,
+        unblinding_summary_dictionary,
+    )
+    from weeke_pipeline.analysis.export import prepare_out, write_table
+
+    by_arm, comparison = unblinding_summary(u.joined, form, n_boot=n_boot, seed=seed)
+    prepare_out(out, "unblind")
+    files: list[Path] = []
+    cons_dict = reads_wide_dictionary(form, consensus_table=True)
+    cons_dict["arm"] = {"Description": "Treatment arm (allocation file)", "Format": "string"}
+    for name, table, dictionary in (
+            ("consensus_by_arm", u.joined, cons_dict),
+            ("summary_by_arm", by_arm, unblinding_summary_dictionary()),
+            ("comparison", comparison, unblinding_comparison_dictionary())):
+        p = write_table(table, out / f"{name}.{fmt}", dictionary, fmt)
+        files += [p, p.with_suffix(".json")]
+    files += unblinding_plots(u.joined, form, out)
+    return files

@@ -1,10 +1,9 @@
-"""Options and set-up shared by the analyst subcommands (export, agreement, unblind)."""
+"""Options and set-up shared by the analyst subcommands (export, agreement, unblind); their
+output folders and manifests are :mod:`weeke_pipeline.analysis.export`'s."""
 
 from __future__ import annotations
 
 import argparse
-import hashlib
-import json
 from pathlib import Path
 from typing import Any
 
@@ -12,7 +11,6 @@ from weeke_pipeline.cli.commands._reading import add_db_arguments, setup
 from weeke_pipeline.constants import DEFAULT_SEED
 
 FORMATS = ("tsv", "csv", "parquet")
-MANIFEST = "manifest.json"
 #: defaults of agreement.DEFAULT_N_BOOT and DEFAULT_SEED, repeated here so `weeke --help`
 #: does not import numpy/pandas (tests/reading/test_analyst_cli.py checks they match)
 N_BOOT = 2000
@@ -62,50 +60,3 @@ def start(args: argparse.Namespace) -> Any:
 
 def actor(user: Any) -> Any:
     return user if user is not None else "cli"
-
-
-def prepare_out(out: Path, kind: str) -> None:
-    """Make ``out`` ready: new or empty, or an earlier output of the same command (whose listed
-    files are removed first, so no stale table, e.g. one with subject ids, is left behind)."""
-    from weeke_pipeline.errors import UsageError
-
-    manifest = out / MANIFEST
-    if out.exists() and not out.is_dir():
-        raise UsageError(f"{out}: exists and is not a folder")
-    if out.is_dir() and any(out.iterdir()):
-        try:
-            old = json.loads(manifest.read_text(encoding="utf-8"))
-        except (OSError, json.JSONDecodeError):
-            old = None
-        if not isinstance(old, dict) or old.get("kind") != kind:
-            raise UsageError(f"{out}: folder is not empty and holds no earlier `weeke {kind}` "
-                             "output: choose a new or empty folder")
-        for name in old.get("files", []):
-            f = out / Path(name).name
-            if f.is_file():
-                f.unlink()
-        manifest.unlink()
-    out.mkdir(parents=True, exist_ok=True)
-
-
-def sha256(path: Path) -> str:
-    h = hashlib.sha256()
-    with path.open("rb") as fh:
-        for block in iter(lambda: fh.read(1 << 20), b""):
-            h.update(block)
-    return h.hexdigest()
-
-
-def write_manifest(out: Path, kind: str, files: list[Path], **info: Any) -> Path:
-    """``manifest.json``: what was written (file names, SHA-256) and how."""
-    from datetime import UTC, datetime
-
-    from weeke_pipeline import __version__
-
-    doc = {"kind": kind, "created": datetime.now(UTC).isoformat(timespec="seconds"),
-           "weeke_pipeline_version": __version__, **info,
-           "files": sorted(p.name for p in files),
-           "sha256": {p.name: sha256(p) for p in sorted(files)}}
-    path = out / MANIFEST
-    path.write_text(json.dumps(doc, indent=2, ensure_ascii=False) + "\n", encoding="utf-8")
-    return path

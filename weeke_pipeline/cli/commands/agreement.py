@@ -39,20 +39,22 @@ def run(args: argparse.Namespace) -> int:
         raise UsageError("--n-boot must be at least 100")
     user = an.start(args)
     from weeke_pipeline.analysis import agreement as ag
-    from weeke_pipeline.analysis import tables as tb
+    from weeke_pipeline.analysis.export import prepare_out, write_manifest
+    from weeke_pipeline.analysis.reads import reads_long_from_records
     from weeke_pipeline.reading import audit
-    from weeke_pipeline.reading.exports import read_records
+    from weeke_pipeline.reading.exports import case_keys, read_records
 
-    records = [r for r in read_records() if r["status"] == "signed"]
-    long = tb.reads_long_from_records(records)
-    pairs = ag.paired_reads(long)
-    if pairs.empty or not pairs.groupby("reading_code")["read_number"].nunique().eq(2).any():
+    long = reads_long_from_records([r for r in read_records() if r["status"] == "signed"])
+    n_pairs = ag.cases_with_two_reads(long)
+    if not n_pairs:
         raise UsageError("no case has two signed reads yet: nothing to compare")
     index = None
     warnings: list[str] = []
     if args.metrics is not None:
-        index, warnings = _index(args, long)
-    an.prepare_out(args.out, "agreement")
+        index, warnings = ag.injury_index_agreement(
+            args.metrics, long, case_keys(), reference=args.index_reference,
+            atlas_dir=args.atlas, n_boot=args.n_boot, seed=args.seed)
+    prepare_out(args.out, "agreement")
     try:
         paths = ag.write_agreement_report(long, args.out, n_boot=args.n_boot, seed=args.seed,
                                           index_agreement=index["agreement"] if index else None)
@@ -60,69 +62,17 @@ def run(args: argparse.Namespace) -> int:
         raise UsageError(str(exc)) from None
     files = [p for p in paths.values()]
     files += [p.with_suffix(".json") for p in files if p.suffix == ".tsv"]
+    form = index["form"] if index else None
     if index:
-        form = index["form"]
-        for name, table, dictionary in (
-                ("injury_index_agreement", index["agreement"], tb.agreement_items_dictionary()),
-                ("injury_index_suggested", index["suggested"], index["suggested_dict"]),
-                ("injury_index_regions", index["regions"], index["regions_dict"])):
-            p = tb.write_table(table, args.out / f"{name}.tsv", dictionary)
-            files += [p, p.with_suffix(".json")]
-    else:
-        form = None
-    n_pairs = int(pairs.groupby("reading_code")["read_number"].nunique().eq(2).sum())
+        files += ag.write_injury_index_tables(index, args.out)
     audit.record(an.actor(user), "analysis.agreement", object_type="analysis",
                  new={"cases_with_two_signed_reads": n_pairs,
                       "injury_index": index is not None, "n_boot": args.n_boot,
                       "seed": args.seed})
-    an.write_manifest(args.out, "agreement", files, cases_with_two_signed_reads=n_pairs,
-                      injury_index=index is not None, warnings=warnings,
-                      form={"id": form.id, "version": form.version} if form else None)
+    write_manifest(args.out, "agreement", files, cases_with_two_signed_reads=n_pairs,
+                   injury_index=index is not None, warnings=warnings,
+                   form={"id": form.id, "version": form.version} if form else None)
     for w in warnings:
         print(f"warning: {w}")
     print(f"agreement report for {n_pairs} case(s): {paths['html']}")
     return 0
-
-
-def _index(args: argparse.Namespace, long: object) -> tuple[dict[str, object], list[str]]:
-    """Injury index of each case with one pipeline session, and its agreement with the
-    consensus (computed here, written to the analyst's folder only: never to the database)."""
-    import pandas as pd
-
-    from weeke_pipeline.analysis import derivative_tables as dt
-    from weeke_pipeline.analysis import injury_index as ii
-    from weeke_pipeline.analysis import tables as tb
-    from weeke_pipeline.analysis.agreement import index_vs_consensus
-    from weeke_pipeline.errors import UsageError
-    from weeke_pipeline.reading.exports import case_keys
-
-    try:
-        der = dt.load(args.metrics, case_keys())
-        ref = ii.load_reference(args.index_reference, atlas_dir=args.atlas)
-    except ValueError as exc:
-        raise UsageError(str(exc)) from None
-    warnings = list(der.warnings)
-    m = der.metrics
-    sessions = m.groupby("reading_code")["session"].nunique()
-    multi = sorted(sessions[sessions > 1].index)
-    if multi:
-        warnings.append(f"{len(multi)} case(s) have several pipeline sessions (the case does "
-                        "not say which was read): left out of the injury index: "
-                        + ", ".join(multi))
-    m = m[~m["reading_code"].isin(multi)].rename(columns={"reading_code": "subject"})
-    if m.empty:
-        raise UsageError(f"{args.metrics}: no region metrics of any case for the injury index")
-    from weeke_pipeline.reading.services import get_form
-
-    cons = tb.consensus(long)
-    versions = cons[["form_id", "form_version"]].dropna().drop_duplicates()
-    form = get_form(*versions.iloc[0]) if len(versions) else get_form()
-    regions, suggested = ii.injury_index(m, ref, form_id=form.id)
-    regions = regions.rename(columns={"subject": "reading_code"})
-    suggested = suggested.rename(columns={"subject": "reading_code"})
-    resolved = cons[cons["consensus_source"] != "unresolved"]
-    agreement = index_vs_consensus(resolved, suggested, form, n_boot=args.n_boot,
-                                   seed=args.seed) if len(resolved) else pd.DataFrame()
-    return ({"agreement": agreement, "suggested": suggested, "regions": regions, "form": form,
-             "suggested_dict": ii.suggested_dictionary(form),
-             "regions_dict": ii.regions_dictionary()}, warnings)

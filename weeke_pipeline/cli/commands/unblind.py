@@ -40,66 +40,45 @@ def run(args: argparse.Namespace) -> int:
     if not DatabaseLock.is_locked():
         raise UsageError("the reading database is not locked: unblinding is refused until the "
                          "coordinator locks it (weeke db lock); nothing was read or written")
-    import pandas as pd
-
-    from weeke_pipeline.analysis import tables as tb
+    from weeke_pipeline.analysis import unblinding as ub
+    from weeke_pipeline.analysis.export import form_of_reads, sha256, write_manifest
     from weeke_pipeline.reading import audit
     from weeke_pipeline.reading.exports import case_subjects, read_records
-    from weeke_pipeline.reading.services import get_form
 
     try:
-        alloc = tb.read_allocation(args.allocation)
+        alloc = ub.read_allocation(args.allocation)
     except ValueError as exc:
         raise UsageError(str(exc)) from None
     records = [r for r in read_records() if r["status"] == "signed"]
-    pairs = case_subjects()
-    codes = [c for c, _ in pairs]
-    versions = sorted({(r["form_id"], r["form_version"]) for r in records})
-    if len(versions) > 1:
-        raise UsageError(f"reads use {len(versions)} form versions {versions}: unblind one "
-                         "form version at a time")
-    form = get_form(*versions[0]) if versions else get_form()
-    cons = tb.consensus(tb.reads_long_from_records(records), form, codes=codes)
-    subjects = pd.DataFrame(pairs, columns=["reading_code", "subject"])
-    key = "reading_code" if "reading_code" in alloc.columns else "subject"
-    known = set(subjects[key])
-    unmatched = int((~alloc[key].isin(known)).sum())
     try:
-        joined = tb.join_allocation(cons, alloc, subjects=subjects if key == "subject" else None)
+        form = form_of_reads(records, need="unblind one form version at a time")
     except ValueError as exc:
+        raise UsageError(str(exc)) from None
+    try:
+        u = ub.unblind(records, case_subjects(), alloc, form)
+    except ub.AllocationError as exc:
         raise UsageError(f"{args.allocation}: {exc}") from None
-    by_arm, comparison = tb.unblinding_summary(joined, form, n_boot=args.n_boot, seed=args.seed)
-
-    an.prepare_out(args.out, "unblind")
-    files: list[Path] = []
-    cons_dict = tb.reads_wide_dictionary(form, consensus_table=True)
-    cons_dict["arm"] = {"Description": "Treatment arm (allocation file)", "Format": "string"}
-    for name, table, dictionary in (
-            ("consensus_by_arm", joined, cons_dict),
-            ("summary_by_arm", by_arm, tb.unblinding_summary_dictionary()),
-            ("comparison", comparison, tb.unblinding_comparison_dictionary())):
-        p = tb.write_table(table, args.out / f"{name}.{args.format}", dictionary, args.format)
-        files += [p, p.with_suffix(".json")]
-    files += tb.unblinding_plots(joined, form, args.out)
-    n_arm = {str(k): int(v) for k, v in joined["arm"].value_counts().sort_index().items()}
-    unresolved = int((joined["consensus_source"] == "unresolved").sum())
+    files = ub.write_unblinding(u, form, args.out, args.format, n_boot=args.n_boot,
+                                seed=args.seed)
+    n_arm = u.cases_per_arm
     audit.record(an.actor(user), "unblind", object_type="database", object_id="reading",
-                 new={"allocation_sha256": an.sha256(args.allocation), "cases_per_arm": n_arm,
-                      "allocation_rows_without_case": unmatched,
-                      "unresolved_consensus": unresolved, "form": f"{form.id} {form.version}"})
-    an.write_manifest(args.out, "unblind", files, allocation_sha256=an.sha256(args.allocation),
-                      cases_per_arm=n_arm, unresolved_consensus=unresolved,
-                      form={"id": form.id, "version": form.version})
-    if unmatched:
-        print(f"warning: {unmatched} allocation row(s) match no case (left out)")
-    if unresolved:
-        print(f"warning: {unresolved} case(s) have no resolved consensus: left out of the "
+                 new={"allocation_sha256": sha256(args.allocation), "cases_per_arm": n_arm,
+                      "allocation_rows_without_case": u.unmatched,
+                      "unresolved_consensus": u.unresolved,
+                      "form": f"{form.id} {form.version}"})
+    write_manifest(args.out, "unblind", files, allocation_sha256=sha256(args.allocation),
+                   cases_per_arm=n_arm, unresolved_consensus=u.unresolved,
+                   form={"id": form.id, "version": form.version})
+    if u.unmatched:
+        print(f"warning: {u.unmatched} allocation row(s) match no case (left out)")
+    if u.unresolved:
+        print(f"warning: {u.unresolved} case(s) have no resolved consensus: left out of the "
               "summary (listed in consensus_by_arm)")
-    repeated = int((subjects["subject"].value_counts() > 1).sum())
-    if repeated:  # a case is one subject and session
-        print(f"warning: {repeated} subject(s) have cases of several sessions: the summary and "
-              "comparison by arm count every case as one infant (study setting read_sessions "
-              "names the scan a trial reads)")
-    print(f"unblinded {len(joined)} case(s) ({', '.join(f'{k}: {v}' for k, v in n_arm.items())})"
-          f" -> {args.out} (recorded in the audit trail)")
+    if u.repeated_subjects:  # a case is one subject and session
+        print(f"warning: {u.repeated_subjects} subject(s) have cases of several sessions: the "
+              "summary and comparison by arm count every case as one infant (study setting "
+              "read_sessions names the scan a trial reads)")
+    print(f"unblinded {len(u.joined)} case(s) "
+          f"({', '.join(f'{k}: {v}' for k, v in n_arm.items())}) -> {args.out} "
+          "(recorded in the audit trail)")
     return 0
