@@ -13,7 +13,7 @@ loop in the same run.
 from __future__ import annotations
 
 import argparse
-import math
+import sys
 import time
 from pathlib import Path
 
@@ -23,68 +23,9 @@ import pandas as pd
 from weeke_pipeline.analysis import injury_index as ii
 from weeke_pipeline.synth.study import generate_study
 
-
-# ---------------------------------------------------------- the baseline: a plain loop
-def region_index_loop(metrics: pd.DataFrame, reference: pd.DataFrame,
-                      thresholds: ii.Thresholds | None = None) -> pd.DataFrame:
-    """Same result as ``region_index(region_zscores(...))`` with a Python loop per region side
-    and metric: the reference the vectorised code is checked against (written plainly, one
-    value at a time, from the rules in docs/injury_index.md)."""
-    df = ii._prepare(metrics)
-    ref = {(r.region, r.hemisphere, r.metric): r for r in reference.itertuples(index=False)}
-    raw = {(r.subject, r.region, r.hemisphere, r.metric): r.y for r in df.itertuples()}
-    # recentring offsets (see _recentre), one subject/metric/side at a time
-    offsets: dict[tuple[str, str, str], float] = {}
-    by_subject: dict[str, list[tuple[tuple[str, str, str, str], float]]] = {}
-    for k, y in raw.items():
-        by_subject.setdefault(k[0], []).append((k, y))
-    for subj, entries in sorted(by_subject.items()):
-        for m in ii.INTENSITY_METRICS:
-            for side in ("left", "right"):
-                devs = [y - ref[(k[1], k[2], m)].mu for k, y in entries
-                        if k[3] == m and k[2] == side
-                        and k[1] not in ii._CSF_REGIONS and (k[1], k[2], m) in ref]
-                if devs:
-                    offsets[(subj, m, side)] = float(np.median(devs))
-            sides = [offsets[(subj, m, s)] for s in ("left", "right") if (subj, m, s) in offsets]
-            if sides:
-                offsets[(subj, m, "midline")] = float(np.mean(sides))
-    vals = {k: y - offsets.get((k[0], k[3], k[2]), 0.0) for k, y in raw.items()}
-    t = thresholds or ii.Thresholds()
-    rows = []
-    for (subj, region, hemi) in sorted({k[:3] for k in vals}):
-        best, ext = (0.0, "", math.nan, math.nan, math.nan), 0
-        for m in ii.INDEX_METRICS:
-            y = vals.get((subj, region, hemi, m))
-            rr = ref.get((region, hemi, m))
-            if y is None or rr is None:
-                continue
-            d = y - rr.mu
-            zr = d / rr.sd
-            zc = math.nan
-            if hemi != "midline":
-                other = vals.get((subj, region, "right" if hemi == "left" else "left", m))
-                if other is not None:
-                    sgn = 1.0 if hemi == "left" else -1.0
-                    zc = ((y - other) - sgn * rr.mu_asym) / rr.sd_asym
-            contra = (not math.isnan(zc)) and np.sign(zc) == np.sign(zr) and abs(zc) >= \
-                t.z_threshold
-            need = t.z_threshold / 2 if contra else t.z_threshold
-            min_eff = t.min_effect_myelinated if region in ii.MYELINATED_REGIONS else t.min_effect
-            abn = abs(zr) >= need and abs(d) >= min_eff
-            if abn:
-                thr = t.extensive_effect_myelinated if region in ii.MYELINATED_REGIONS else \
-                    t.extensive_effect
-                ext = max(ext, 2 if m in ii.EXTENT_METRICS and abs(d) >= thr else 1)
-                if abs(zr) > best[0]:
-                    best = (abs(zr), m, zr, zc, d)
-            elif best[0] == 0.0 and best[1] == "" and math.isnan(best[2]):
-                best = (0.0, "", zr, zc, d)
-        rows.append({"subject": subj, "region": region, "hemisphere": hemi,
-                     "driving_metric": best[1], "abnormality": best[0], "z_ref": best[2],
-                     "z_contra": best[3], "d": best[4], "extent": ext})
-    return pd.DataFrame(rows)
-
+# the baseline: the plain per-region loop the tests check the vectorised index against
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests" / "analysis"))
+from test_injury_index import region_index_loop
 
 TARGET_ITEMS = ("gm_thalamus", "gm_basal_ganglia", "gm_plic", "wm_white_matter")
 
