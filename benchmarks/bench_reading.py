@@ -197,6 +197,32 @@ def browser_load(url: str, code: str, cookies: dict[str, str], repeats: int) -> 
     return out
 
 
+def set_up_study(root: Path, readers: int, cases: int, database_url: str | None
+                 ) -> tuple[object, list[str]]:
+    """A reading data folder under ``root`` (SQLite, or ``database_url``) with ``readers``
+    reader accounts ``reader00``, ... and ``cases`` imported cases; (form, weeke db arguments)."""
+    from weeke_pipeline.reading import setup
+
+    data = root / "data"
+    setup(data, database_url, migrate=True)
+    from django.contrib.auth import get_user_model
+    from django.contrib.auth.models import Group
+
+    from weeke_pipeline.reading.importer import import_cases
+    from weeke_pipeline.reading.services import get_form
+
+    group = Group.objects.get(name="reader")
+    hashed = get_user_model()(username="x")
+    hashed.set_password(PASSWORD)  # hash once (PBKDF2, ~0.5 s), reuse for every reader
+    for i in range(readers):
+        user = get_user_model().objects.create(username=f"reader{i:02d}",
+                                               password=hashed.password)
+        user.groups.add(group)
+    import_cases(write_study(root / "study", cases))
+    db = ["--data", str(data)] + (["--database-url", database_url] if database_url else [])
+    return get_form(), db
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--readers", type=int, default=20)
@@ -211,28 +237,8 @@ def main() -> None:
 
     with tempfile.TemporaryDirectory() as tmp:
         root = Path(tmp)
-        data = root / "data"
         t0 = time.perf_counter()
-        from weeke_pipeline.reading import setup
-
-        setup(data, args.database_url, migrate=True)
-        from django.contrib.auth import get_user_model
-        from django.contrib.auth.models import Group
-
-        from weeke_pipeline.reading.importer import import_cases
-        from weeke_pipeline.reading.services import get_form
-
-        form = get_form()
-        group = Group.objects.get(name="reader")
-        hashed = get_user_model()(username="x")
-        hashed.set_password(PASSWORD)  # hash once (PBKDF2, ~0.5 s), reuse for every reader
-        for i in range(args.readers):
-            user = get_user_model().objects.create(username=f"reader{i:02d}",
-                                                   password=hashed.password)
-            user.groups.add(group)
-        import_cases(write_study(root / "study", args.cases))
-        db = ["--data", str(data)] + (["--database-url", args.database_url]
-                                      if args.database_url else [])
+        form, db = set_up_study(root, args.readers, args.cases, args.database_url)
         server = Server(db, cli_env(), threads=args.threads)
         try:
             readers = [Reader(server.url, f"reader{i:02d}", i) for i in range(args.readers)]

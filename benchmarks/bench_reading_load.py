@@ -33,7 +33,13 @@ import numpy as np
 
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE))
-from bench_reading import PACE_S, PASSWORD, cpu_seconds, items_payload, write_study  # noqa: E402
+from bench_reading import (  # noqa: E402
+    PACE_S,
+    PASSWORD,
+    cpu_seconds,
+    items_payload,
+    set_up_study,
+)
 from live import Client, Server, cli_env  # noqa: E402  (bench_reading put it on the path)
 
 
@@ -136,28 +142,10 @@ def main() -> None:
 
     with tempfile.TemporaryDirectory() as tmp:
         root = Path(tmp)
-        data = root / "data"
         t0 = time.perf_counter()
-        from weeke_pipeline.reading import setup
-
-        setup(data, args.database_url, migrate=True)
-        from django.contrib.auth import get_user_model
-        from django.contrib.auth.models import Group
-
-        from weeke_pipeline.reading.importer import import_cases
-        from weeke_pipeline.reading.services import get_form
-
-        form = get_form()
-        group = Group.objects.get(name="reader")
-        hashed = get_user_model()(username="x")
-        hashed.set_password(PASSWORD)  # hash once, reuse for every reader
-        for i in range(args.readers + 1):
-            user = get_user_model().objects.create(username=f"reader{i:02d}",
-                                                   password=hashed.password)
-            user.groups.add(group)
-        import_cases(write_study(root / "study", (args.readers + 2) // 2))
-        db = ["--data", str(data)] + (["--database-url", args.database_url]
-                                      if args.database_url else [])
+        # one reader more than the load: the 1-reader baseline's own account
+        form, db = set_up_study(root, args.readers + 1, (args.readers + 2) // 2,
+                                args.database_url)
         server = Server(db, cli_env(), threads=args.threads)
         try:
             tabs = [open_tab(server.url, f"reader{i:02d}", i) for i in range(args.readers)]
