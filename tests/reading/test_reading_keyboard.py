@@ -121,6 +121,7 @@ def keyboard_login(browser: Any, url: str, user: str, clock: bool = False) -> tu
 
 def open_next_case(page: Any, keys: Keys) -> None:
     """From the worklist: the "next case" link has the focus; Enter opens it."""
+    page.wait_for_function("document.activeElement && document.activeElement.id === 'next-link'")
     keys.press("Enter")
     page.wait_for_selector("body[data-viewers-loaded='3']", timeout=60_000)
 

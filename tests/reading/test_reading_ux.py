@@ -310,6 +310,8 @@ def test_import_crops_to_the_pipeline_brain_mask(db, tmp_path) -> None:
     mask[30:50, 30:60, 20:50] = 1
     nib.save(nib.Nifti1Image(mask, affine), str(anat / "sub-CROP1_space-T2w_desc-brain_mask"
                                                      ".nii.gz"))
+    # the pipeline writes a JSON sidecar beside the mask: not an image to load
+    (anat / "sub-CROP1_space-T2w_desc-brain_mask.json").write_text("{}")
     codes, _ = import_cases(tmp_path / "out", crop_margin_mm=4)
     case = Case.objects.get(code=codes[0])
     stored = nib.load(str(settings.WEEKE_DATA_DIR / case.images["T2w"]))

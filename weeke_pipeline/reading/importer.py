@@ -282,8 +282,9 @@ def _crop_box(f: Found, margin_mm: float | None) -> object:
     if margin_mm is None or "T2w" not in f.images:
         return None
     t2w = names.parse(f.images["T2w"])
-    masks = names.select(f.images["T2w"].parent.iterdir(), sub=t2w.get("sub"),
-                         ses=t2w.get("ses"), desc="brain", suffix="mask")
+    masks = [p for p in names.select(f.images["T2w"].parent.iterdir(), sub=t2w.get("sub"),
+                                     ses=t2w.get("ses"), desc="brain", suffix="mask")
+             if names.parse(p).get("extension") in (".nii", ".nii.gz")]
     if not masks:
         return None
     import nibabel as nib
