@@ -75,15 +75,20 @@ def _aspect(zooms: np.ndarray, plane: str) -> float:
     return float(zooms[ax[1]] / zooms[ax[0]])
 
 
+def _t2w_with_labels(t2w: Any, labels: Any) -> tuple[np.ndarray, Any, np.ndarray, Any,
+                                                     tuple[float, float]]:
+    """T2w, its zooms, the integer label map, the labels' centre and the T2w window inside them."""
+    img, zooms = _load(t2w, "T2w")
+    lab, _ = _load(labels, "label map")
+    lab = np.rint(lab).astype(np.int32)
+    return img, zooms, lab, _center(lab > 0), _window(img, lab > 0)
+
+
 def plot_outline(t2w: Any, labels: Any, out_png: str | os.PathLike[str]) -> Path:
     """Atlas label boundaries (skimage ``find_boundaries``) over the T2w, three planes."""
     from skimage.segmentation import find_boundaries
 
-    img, zooms = _load(t2w, "T2w")
-    lab, _ = _load(labels, "label map")
-    lab = np.rint(lab).astype(np.int32)
-    c = _center(lab > 0)
-    vmin, vmax = _window(img, lab > 0)
+    img, zooms, lab, c, (vmin, vmax) = _t2w_with_labels(t2w, labels)
     plt, fig, axes = _figure(3)
     for ax, (plane, sl) in zip(axes[0], _planes(img.shape, c), strict=True):
         _show(ax, img[sl], _aspect(zooms, plane), cmap="gray", vmin=vmin, vmax=vmax)
@@ -96,11 +101,7 @@ def plot_outline(t2w: Any, labels: Any, out_png: str | os.PathLike[str]) -> Path
 
 def plot_overlay(t2w: Any, labels: Any, out_png: str | os.PathLike[str]) -> Path:
     """Labels as a semi-transparent colour overlay on the T2w, three planes."""
-    img, zooms = _load(t2w, "T2w")
-    lab, _ = _load(labels, "label map")
-    lab = np.rint(lab).astype(np.int32)
-    c = _center(lab > 0)
-    vmin, vmax = _window(img, lab > 0)
+    img, zooms, lab, c, (vmin, vmax) = _t2w_with_labels(t2w, labels)
     plt, fig, axes = _figure(3)
     for ax, (plane, sl) in zip(axes[0], _planes(img.shape, c), strict=True):
         _show(ax, img[sl], _aspect(zooms, plane), cmap="gray", vmin=vmin, vmax=vmax)
