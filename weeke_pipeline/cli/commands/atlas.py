@@ -57,7 +57,8 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     i.add_argument("--name", help="atlas name, e.g. albert-01 (default: the --out folder's name)")
     i.add_argument("--pma-weeks", type=float, required=True,
                    help="postmenstrual age of the template (weeks)")
-    i.add_argument("--licence", required=True, help="licence of the source atlas, e.g. CC-BY-4.0")
+    i.add_argument("--licence", "--license", dest="licence", required=True,
+                   help="licence of the source atlas, e.g. CC-BY-4.0")
     i.add_argument("--t1w", type=Path, help="T1w template on the same grid")
     i.add_argument("--brain-mask", type=Path, help="brain mask (default: from the labels)")
     i.add_argument("--resolution", default="native", metavar="MM|native",
