@@ -25,7 +25,7 @@ def _spec(tmp_path: Path, text: str) -> Path:
     ('[execution]\npreset = "fast"\n',
      r"\[execution\] preset: this key belongs in \[registration\]"),
     ('[registration]\npresets = "fast"\n', r"\[registration\] unknown key 'presets'; keys of "
-                                           r"\[registration\]: atlas, preset, seed"),
+                                           r"\[registration\]: atlas, atlases, label_fusion, preset, seed"),
     ('preset = "fast"\n', r"unknown section or top-level key 'preset'; it belongs in "
                           r"\[registration\]"),
     ('[run]\nx = 1\n', r"unknown section or top-level key 'run'"),
@@ -51,7 +51,8 @@ def test_the_shipped_specifications_and_a_saved_configuration_read_back(tmp_path
     assert cfg.adc_thresholds == [700.0, 900.0]
     saved = cfg.to_toml({"atlas": "weeke-phantom"})
     doc = tomllib.loads(saved)
-    assert doc["registration"] == {"atlas": "", "preset": "precise", "seed": 7}
+    assert doc["registration"] == {"atlas": "", "atlases": [], "label_fusion": "jlf",
+                                   "preset": "precise", "seed": 7}
     assert doc["provenance"]["atlas"] == "weeke-phantom"
     assert RunConfig.from_toml(_spec(tmp_path, saved)) == cfg
 
