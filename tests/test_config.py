@@ -24,8 +24,9 @@ def _spec(tmp_path: Path, text: str) -> Path:
 @pytest.mark.parametrize(("text", "message"), [
     ('[execution]\npreset = "fast"\n',
      r"\[execution\] preset: this key belongs in \[registration\]"),
-    ('[registration]\npresets = "fast"\n', r"\[registration\] unknown key 'presets'; keys of "
-                                           r"\[registration\]: atlas, atlases, label_fusion, preset, seed"),
+    ('[registration]\npresets = "fast"\n',
+     r"\[registration\] unknown key 'presets'; keys of "
+     r"\[registration\]: atlas, atlases, label_fusion, preset, seed"),
     ('preset = "fast"\n', r"unknown section or top-level key 'preset'; it belongs in "
                           r"\[registration\]"),
     ('[run]\nx = 1\n', r"unknown section or top-level key 'run'"),
